@@ -1,0 +1,83 @@
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::session::{RevokeReason, SessionSummary};
+
+/// One invalid input field, reported back to the client in the problem's `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Every way a request can fail for a reason the domain understands. The HTTP layer maps
+/// each variant to a status and a stable code in exactly one place.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DomainError {
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("no bearer token was provided")]
+    TokenNotProvided,
+    #[error("the token is malformed, has a bad signature or is of the wrong type")]
+    TokenInvalid,
+    #[error("the token expired")]
+    TokenExpired { expired_at: DateTime<Utc> },
+    #[error("the session was revoked")]
+    SessionRevoked { reason: RevokeReason },
+    #[error("the session reached its absolute lifetime")]
+    SessionExpired,
+    #[error("the session was idle for too long")]
+    SessionInactive,
+    #[error("the user is deactivated")]
+    UserInactive,
+    #[error("the refresh token is not known")]
+    RefreshTokenInvalid,
+    #[error("the refresh token expired")]
+    RefreshTokenExpired,
+    #[error("a rotated refresh token was presented again; the session is revoked")]
+    RefreshTokenReused,
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the user has reached the maximum number of sessions")]
+    SessionLimitExceeded { sessions: Vec<SessionSummary> },
+    #[error("a valid admin API key is required")]
+    Forbidden,
+    #[error("the server is too busy to take this request now")]
+    Overloaded,
+}
+
+impl DomainError {
+    pub fn invalid_field(field: &str, message: &str) -> Self {
+        DomainError::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }])
+    }
+
+    /// The stable machine-readable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::Validation(_) => "VALIDATION_ERROR",
+            DomainError::TokenNotProvided => "TOKEN_NOT_PROVIDED",
+            DomainError::TokenInvalid => "TOKEN_INVALID",
+            DomainError::TokenExpired { .. } => "TOKEN_EXPIRED",
+            DomainError::SessionRevoked { .. } => "SESSION_REVOKED",
+            DomainError::SessionExpired => "SESSION_EXPIRED",
+            DomainError::SessionInactive => "SESSION_INACTIVE",
+            DomainError::UserInactive => "USER_INACTIVE",
+            DomainError::RefreshTokenInvalid => "REFRESH_TOKEN_INVALID",
+            DomainError::RefreshTokenExpired => "REFRESH_TOKEN_EXPIRED",
+            DomainError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            DomainError::InvalidCredentials => "INVALID_CREDENTIALS",
+            DomainError::NotFound => "NOT_FOUND",
+            DomainError::Conflict(_) => "CONFLICT",
+            DomainError::SessionLimitExceeded { .. } => "SESSION_LIMIT_EXCEEDED",
+            DomainError::Forbidden => "FORBIDDEN",
+            DomainError::Overloaded => "SERVICE_OVERLOADED",
+        }
+    }
+}

@@ -1,0 +1,15 @@
+use chrono::{DateTime, Utc};
+
+use crate::email::Email;
+use crate::ids::UserId;
+
+/// A person with sessions. The password hash lives apart (see the store) so that a
+/// `User` can be passed around and serialised without carrying it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Option<Email>,
+    pub name: Option<String>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}

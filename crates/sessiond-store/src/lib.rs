@@ -1,0 +1,213 @@
+//! Storage for sessiond: one [`Store`] trait, one module per backend, and a conformance
+//! suite every backend must pass.
+//!
+//! The trait is deliberately low-level: reads, and a write transaction ([`Tx`]) of small
+//! primitive statements. The session rules (rotation, grace, limits) are written once,
+//! above this layer, on top of a transaction that each backend makes atomic in its own
+//! way (SQLite serialises writers; PostgreSQL locks rows).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sessiond_core::jwt::SigningKey;
+use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::{
+    AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
+    UserId,
+};
+
+pub mod conformance;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or failed to answer in time.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was violated; names what was duplicated.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A stored value could not be read back into the domain.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Option<Email>,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewSession {
+    pub id: SessionId,
+    pub user_id: Option<UserId>,
+    pub auth_method: AuthMethod,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub device: Device,
+    pub data: Option<serde_json::Value>,
+}
+
+pub struct NewRefreshToken {
+    pub id: RefreshTokenId,
+    pub session_id: SessionId,
+    pub hash: TokenHash,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A user together with their password hash, for the login path only.
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+/// Which sessions count as live at an instant: not revoked, before their absolute end,
+/// and active since `idle_cutoff` (as far as storage knows).
+#[derive(Debug, Clone, Copy)]
+pub struct LiveWindow {
+    pub now: DateTime<Utc>,
+    pub idle_cutoff: DateTime<Utc>,
+}
+
+/// Which ended sessions may be deleted: ended (revoked, expired, idle) before these
+/// instants.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeBefore {
+    /// Revoked before this, or absolute end before this.
+    pub ended_before: DateTime<Utc>,
+    /// Last activity before this (idle end past retention).
+    pub idle_before: DateTime<Utc>,
+    pub batch_size: u32,
+}
+
+/// Reads, and the entry to write transactions.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Name of the backend, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Applies pending migrations. Safe to call on every start.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Begins a write transaction. Dropping it without `commit` rolls it back.
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>>;
+
+    /// The session and, for a bound session, its user: all a token check needs.
+    async fn session_with_user(
+        &self,
+        id: SessionId,
+    ) -> StoreResult<Option<(Session, Option<User>)>>;
+    /// The user's live sessions, newest first.
+    async fn live_sessions_for_user(
+        &self,
+        user: UserId,
+        window: LiveWindow,
+    ) -> StoreResult<Vec<Session>>;
+    async fn session_data(&self, id: SessionId) -> StoreResult<Option<serde_json::Value>>;
+    /// Records activity; never moves `last_active_at` backwards.
+    async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()>;
+
+    async fn refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StoredRefreshToken>>;
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+
+    /// Deletes one batch of sessions that ended before the cut-offs (with their refresh
+    /// tokens); returns how many were deleted. Callers loop until it returns 0.
+    async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64>;
+}
+
+/// One atomic unit of writes. Every read inside sees the transaction's own writes, and
+/// nothing another writer does can interleave with it.
+#[async_trait]
+pub trait Tx: Send {
+    async fn insert_user(&mut self, user: &NewUser) -> StoreResult<User>;
+    /// The user, locked against concurrent changes to its sessions until commit.
+    async fn lock_user(&mut self, id: UserId) -> StoreResult<Option<User>>;
+    async fn set_user_active(
+        &mut self,
+        id: UserId,
+        active: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+
+    /// The session (locked until commit) with its user.
+    async fn lock_session(&mut self, id: SessionId)
+    -> StoreResult<Option<(Session, Option<User>)>>;
+    /// Live sessions of the user, oldest first (by creation time).
+    async fn live_sessions_for_user(
+        &mut self,
+        user: UserId,
+        window: LiveWindow,
+    ) -> StoreResult<Vec<Session>>;
+    async fn insert_session(&mut self, session: &NewSession) -> StoreResult<()>;
+    /// Binds an anonymous session to a user after a login on it.
+    async fn bind_session(
+        &mut self,
+        id: SessionId,
+        user: UserId,
+        method: &AuthMethod,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn set_last_active(&mut self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Replaces the session's app data; false if there is no such session.
+    async fn set_session_data(
+        &mut self,
+        id: SessionId,
+        data: &serde_json::Value,
+    ) -> StoreResult<bool>;
+    /// Revokes the given sessions that are not revoked yet; returns those it revoked.
+    async fn revoke_sessions(
+        &mut self,
+        ids: &[SessionId],
+        reason: RevokeReason,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>>;
+    /// Revokes every unrevoked session of the user, except `keep`; returns those revoked.
+    async fn revoke_user_sessions(
+        &mut self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>>;
+
+    /// The refresh token with this hash, locked until commit.
+    async fn lock_refresh_token(
+        &mut self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StoredRefreshToken>>;
+    async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool>;
+    async fn insert_refresh_token(&mut self, token: &NewRefreshToken) -> StoreResult<()>;
+    async fn mark_refresh_token_rotated(
+        &mut self,
+        id: RefreshTokenId,
+        at: DateTime<Utc>,
+        successor: RefreshTokenId,
+        sealed: &[u8],
+    ) -> StoreResult<()>;
+    /// Drops every refresh token of a session (used when an anonymous session is upgraded,
+    /// so tokens issued before the login cannot be used after it).
+    async fn delete_refresh_tokens(&mut self, session: SessionId) -> StoreResult<()>;
+
+    async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()>;
+    /// Retires every active key; returns how many.
+    async fn retire_signing_keys(&mut self, at: DateTime<Utc>) -> StoreResult<u64>;
+
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}

@@ -1,0 +1,216 @@
+//! The embedded default: SQLite in WAL mode, in the data folder.
+//!
+//! Writers are serialised through a pool of exactly one connection that opens every
+//! transaction with `BEGIN IMMEDIATE`, so check-and-set sequences (refresh rotation,
+//! session limits) cannot interleave, even with another process such as
+//! `sessiond keys rotate` on the same file. Readers use their own pool and never wait
+//! for writers.
+
+mod rows;
+mod tx;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sessiond_core::jwt::SigningKey;
+use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use self::rows::{USER_COLUMNS, db_error, ms};
+use crate::{LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/sqlite/migrations");
+
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL loses at most the last transactions on power loss, never
+            // integrity; FULL would cost an fsync per refresh.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        Self::with_options(options).await
+    }
+
+    /// Opens from a `sqlite:` URL such as `sqlite:///var/lib/sessiond/db.sqlite`.
+    pub async fn open_url(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        Self::with_options(options).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(db_error)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Ok(Self { reader, writer })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        Ok(Box::new(tx::SqliteTx::new(tx)))
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?;
+        row.map(|r| rows::joined_user(&r))
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
+        let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = ?");
+        let row = sqlx::query(&sql)
+            .bind(email.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(user) = rows::joined_user(&row)? else {
+            return Ok(None);
+        };
+        let password_hash = sqlx::Row::try_get(&row, "password_hash").map_err(db_error)?;
+        Ok(Some(UserCredentials {
+            user,
+            password_hash,
+        }))
+    }
+
+    async fn session_with_user(
+        &self,
+        id: SessionId,
+    ) -> StoreResult<Option<(Session, Option<User>)>> {
+        tx::session_with_user(&self.reader, id).await
+    }
+
+    async fn live_sessions_for_user(
+        &self,
+        user: UserId,
+        window: LiveWindow,
+    ) -> StoreResult<Vec<Session>> {
+        let mut sessions = tx::live_sessions_for_user(&self.reader, user, window).await?;
+        sessions.reverse();
+        Ok(sessions)
+    }
+
+    async fn session_data(&self, id: SessionId) -> StoreResult<Option<serde_json::Value>> {
+        let data: Option<Option<String>> =
+            sqlx::query_scalar("SELECT data FROM sessions WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_error)?;
+        match data {
+            None => Ok(None),
+            Some(None) => Ok(Some(serde_json::json!({}))),
+            Some(Some(text)) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("session data: {e}"))),
+        }
+    }
+
+    async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET last_active_at = ?1 WHERE id = ?2 AND last_active_at < ?1",
+        )
+        .bind(ms(at))
+        .bind(id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StoredRefreshToken>> {
+        tx::refresh_token_by_hash(&self.reader, hash).await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        let rows = sqlx::query("SELECT kid, private_pkcs8, created_at, retired_at FROM signing_keys ORDER BY created_at")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(rows::signing_key).collect()
+    }
+
+    async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
+        // Each arm is served by its own index; one batch keeps the writer lock short.
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN (
+                 SELECT id FROM sessions WHERE revoked_at < ?1
+                 UNION SELECT id FROM sessions WHERE expires_at < ?1
+                 UNION SELECT id FROM sessions WHERE last_active_at < ?2
+                 LIMIT ?3)",
+        )
+        .bind(ms(before.ended_before))
+        .bind(ms(before.idle_before))
+        .bind(i64::from(before.batch_size))
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,135 @@
+//! Turning SQLite rows into domain values and back.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sessiond_core::jwt::SigningKey;
+use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::{Device, Email, Session, User};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{StoreError, StoreResult};
+
+pub(super) const SESSION_COLUMNS: &str = "s.id, s.user_id, s.auth_method, s.created_at, \
+     s.last_active_at, s.expires_at, s.revoked_at, s.revoked_reason, s.device_id, \
+     s.user_agent, s.ip, s.label";
+
+pub(super) const USER_COLUMNS: &str = "u.id AS u_id, u.email AS u_email, u.name AS u_name, \
+     u.active AS u_active, u.created_at AS u_created_at";
+
+pub(super) const TOKEN_COLUMNS: &str =
+    "id, session_id, created_at, expires_at, rotated_at, successor_id, successor_sealed";
+
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn time(ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+fn opt_time(ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    ms.map(time).transpose()
+}
+
+fn parse<T: FromStr>(what: &str, raw: &str) -> StoreResult<T> {
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad {what}: {raw:?}")))
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column)
+        .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+pub(super) fn session(row: &SqliteRow) -> StoreResult<Session> {
+    let user_id: Option<String> = get(row, "user_id")?;
+    let revoked_reason: Option<String> = get(row, "revoked_reason")?;
+    Ok(Session {
+        id: parse("session id", &get::<String>(row, "id")?)?,
+        user_id: user_id.map(|u| parse("user id", &u)).transpose()?,
+        auth_method: parse("auth method", &get::<String>(row, "auth_method")?)?,
+        created_at: time(get(row, "created_at")?)?,
+        last_active_at: time(get(row, "last_active_at")?)?,
+        expires_at: time(get(row, "expires_at")?)?,
+        revoked_at: opt_time(get(row, "revoked_at")?)?,
+        revoked_reason: revoked_reason
+            .map(|r| parse("revoke reason", &r))
+            .transpose()?,
+        device: Device {
+            device_id: get(row, "device_id")?,
+            user_agent: get(row, "user_agent")?,
+            ip: get(row, "ip")?,
+            label: get(row, "label")?,
+        },
+    })
+}
+
+/// A user selected with [`USER_COLUMNS`] (prefixed `u_`), absent after a LEFT JOIN miss.
+pub(super) fn joined_user(row: &SqliteRow) -> StoreResult<Option<User>> {
+    let Some(id) = get::<Option<String>>(row, "u_id")? else {
+        return Ok(None);
+    };
+    let email: Option<String> = get(row, "u_email")?;
+    Ok(Some(User {
+        id: parse("user id", &id)?,
+        email: email.map(Email::from_stored),
+        name: get(row, "u_name")?,
+        active: get(row, "u_active")?,
+        created_at: time(get(row, "u_created_at")?)?,
+    }))
+}
+
+pub(super) fn refresh_token(row: &SqliteRow) -> StoreResult<StoredRefreshToken> {
+    let successor: Option<String> = get(row, "successor_id")?;
+    Ok(StoredRefreshToken {
+        id: parse("refresh token id", &get::<String>(row, "id")?)?,
+        session_id: parse("session id", &get::<String>(row, "session_id")?)?,
+        created_at: time(get(row, "created_at")?)?,
+        expires_at: time(get(row, "expires_at")?)?,
+        rotated_at: opt_time(get(row, "rotated_at")?)?,
+        successor_id: successor
+            .map(|s| parse("refresh token id", &s))
+            .transpose()?,
+        successor_sealed: get(row, "successor_sealed")?,
+    })
+}
+
+pub(super) fn signing_key(row: &SqliteRow) -> StoreResult<SigningKey> {
+    let key = SigningKey::from_pkcs8(
+        get(row, "private_pkcs8")?,
+        time(get(row, "created_at")?)?,
+        opt_time(get(row, "retired_at")?)?,
+    )
+    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let kid: String = get(row, "kid")?;
+    if kid != key.kid {
+        return Err(StoreError::Corrupt(format!(
+            "signing key {kid} does not match its kid"
+        )));
+    }
+    Ok(key)
+}
+
+/// Maps driver errors to what the layers above can act on.
+pub(super) fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let msg = db.message();
+            if msg.contains("users.email") {
+                StoreError::Conflict("a user with this email")
+            } else {
+                StoreError::Conflict("a record with this key")
+            }
+        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
