@@ -48,6 +48,8 @@ pub enum DomainError {
     Forbidden,
     #[error("the server is too busy to take this request now")]
     Overloaded,
+    #[error("the payload is larger than {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
 }
 
 impl DomainError {
@@ -78,6 +80,7 @@ impl DomainError {
             DomainError::SessionLimitExceeded { .. } => "SESSION_LIMIT_EXCEEDED",
             DomainError::Forbidden => "FORBIDDEN",
             DomainError::Overloaded => "SERVICE_OVERLOADED",
+            DomainError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
         }
     }
 }

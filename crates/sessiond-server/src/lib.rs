@@ -1,1 +1,27 @@
+//! The sessiond HTTP server: routes, extractors and problem responses over the session
+//! rules in [`service`], on top of any [`sessiond_store::Store`].
 
+pub mod activity;
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod password_pool;
+pub mod service;
+mod storage;
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use app::{App, AppError};
+pub use config::Config;
+pub use storage::open_store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<service::Service>,
+    pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+}

@@ -1,0 +1,252 @@
+//! Startup you can test: `App::build(config, clock)` opens storage, loads keys and binds
+//! the listener; `App::run(shutdown)` serves until `shutdown` resolves, then drains
+//! in-flight requests. `sessiond serve` and the integration tests use the same path.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sessiond_core::jwt::TokenAudience;
+use sessiond_core::secret::ApiKey;
+use sessiond_core::{Clock, TokenHash};
+use sessiond_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::activity::ActivityTracker;
+use crate::config::ConfigError;
+use crate::keys::{KeyManager, KeysError};
+use crate::password_pool::PasswordPool;
+use crate::service::Service;
+use crate::{AppState, Config, open_store};
+
+/// The file in the data folder that holds the generated admin API key.
+pub const ADMIN_KEY_FILE: &str = "admin-api-key";
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeysError),
+    #[error("admin API key file {path}: {source}")]
+    AdminKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    config: Config,
+}
+
+impl App {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        config.validate()?;
+        let store = open_store(&config).await?;
+        if config.migrate_on_start {
+            store.migrate().await?;
+        }
+        let admin_key = admin_key_hash(&config)?;
+        let policy = config.policy();
+        let audience = TokenAudience {
+            issuer: config.issuer.clone(),
+            audience: config.audience(),
+        };
+        let keys = KeyManager::load(
+            store.as_ref(),
+            audience.clone(),
+            policy.access_token_ttl,
+            clock.now(),
+        )
+        .await?;
+        let workers = config
+            .password_hash_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let service = Service {
+            activity: ActivityTracker::new(policy.activity_resolution),
+            passwords: PasswordPool::new(workers, config.password_hash_queue),
+            session_retention: chrono::Duration::from_std(config.session_retention)
+                .unwrap_or(chrono::Duration::MAX),
+            store,
+            clock,
+            policy,
+            keys,
+            audience,
+            admin_key,
+        };
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let state = AppState {
+            service: Arc::new(service),
+            metrics: metrics_handle(),
+            max_body_bytes: config.max_body_bytes,
+        };
+        Ok(Self {
+            listener,
+            state,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.service.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits for in-flight
+    /// requests to finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let background = self.spawn_background();
+        tracing::info!(addr = %self.local_addr(), storage = self.state.service.store.backend(), "sessiond listening");
+        let app = crate::http::router(self.state);
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        for task in background {
+            task.abort();
+        }
+        tracing::info!("sessiond stopped");
+        served.map_err(AppError::Serve)
+    }
+
+    fn spawn_background(&self) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        let service = self.state.service.clone();
+        let cleanup_every = self.config.cleanup_interval;
+        if !cleanup_every.is_zero() {
+            tasks.push(tokio::spawn(every(cleanup_every, move || {
+                let service = service.clone();
+                async move {
+                    match service.purge_ended_sessions().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "purged ended sessions"),
+                        Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+                    }
+                }
+            })));
+        }
+        let service = self.state.service.clone();
+        tasks.push(tokio::spawn(every(KEY_RELOAD_INTERVAL, move || {
+            let service = service.clone();
+            async move {
+                if let Err(e) = service
+                    .keys
+                    .reload(service.store.as_ref(), service.now())
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not reload signing keys");
+                }
+            }
+        })));
+        tasks
+    }
+}
+
+/// Runs `job` every `period`, starting one period from now.
+async fn every<F, Fut>(period: Duration, job: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        job().await;
+    }
+}
+
+/// The process-wide Prometheus recorder (metrics macros report to one global recorder).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by an embedding program);
+            // then our handle simply renders nothing, which is not worth failing over.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The hash of the configured admin key, or of the one generated into the data folder.
+fn admin_key_hash(config: &Config) -> Result<TokenHash, AppError> {
+    if let Some(key) = &config.admin_api_key {
+        return Ok(ApiKey::new(key.clone()).hash());
+    }
+    let path = config.data_dir.join(ADMIN_KEY_FILE);
+    let key = load_or_create_admin_key(&path).map_err(|source| AppError::AdminKey {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(key.hash())
+}
+
+pub fn load_or_create_admin_key(path: &Path) -> std::io::Result<ApiKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => {
+            tracing::info!(path = %path.display(), "admin API key loaded from file");
+            return Ok(ApiKey::new(text.trim().to_owned()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = ApiKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    writeln!(file, "{}", key.expose())?;
+    tracing::info!(path = %path.display(), "generated an admin API key; read it from this file");
+    Ok(key)
+}

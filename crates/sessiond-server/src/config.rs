@@ -1,0 +1,259 @@
+//! The one typed configuration. The binary fills it from defaults, a TOML file, the
+//! environment and flags; tests build it directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sessiond_core::{OnLimit, SessionPolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite:` URL or `postgres://…`; SQLite in the data folder when absent.
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    /// When absent, a key is generated into `<data_dir>/admin-api-key`.
+    pub admin_api_key: Option<String>,
+    pub issuer: String,
+    /// Defaults to the issuer.
+    pub audience: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub absolute_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub activity_resolution: Duration,
+    pub max_sessions_per_user: u32,
+    pub on_session_limit: OnLimit,
+    pub log_format: Option<LogFormat>,
+    /// How long ended sessions are kept (to answer "why was I logged out?") before
+    /// cleanup deletes them.
+    #[serde(with = "humantime_serde")]
+    pub session_retention: Duration,
+    /// How often the background cleanup runs; `0s` disables it.
+    #[serde(with = "humantime_serde")]
+    pub cleanup_interval: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Password hashes computed at once; defaults to the number of cores.
+    pub password_hash_workers: Option<usize>,
+    /// Logins allowed to wait for a hashing worker before new ones get a fast 503.
+    pub password_hash_queue: usize,
+    /// Apply migrations on `serve`.
+    pub migrate_on_start: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8420)),
+            data_dir: PathBuf::from("./sessiond-data"),
+            database_url: None,
+            redis_url: None,
+            admin_api_key: None,
+            issuer: "sessiond".to_owned(),
+            audience: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            absolute_lifetime: Duration::from_secs(30 * 24 * 3600),
+            activity_resolution: Duration::from_secs(60),
+            max_sessions_per_user: 0,
+            on_session_limit: OnLimit::EvictOldest,
+            log_format: None,
+            session_retention: Duration::from_secs(7 * 24 * 3600),
+            cleanup_interval: Duration::from_secs(3600),
+            max_body_bytes: 64 * 1024,
+            password_hash_workers: None,
+            password_hash_queue: 64,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// A configuration value that makes no sense, named by its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: `{key}` {problem}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub problem: String,
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key,
+        problem: problem.into(),
+    }
+}
+
+fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Config {
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("access_token_ttl", self.access_token_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+            ("idle_timeout", self.idle_timeout),
+            ("absolute_lifetime", self.absolute_lifetime),
+        ];
+        for (key, value) in positive {
+            if value.is_zero() {
+                return Err(invalid(key, "must be greater than zero"));
+            }
+        }
+        let too_long = Duration::from_secs(100 * 365 * 24 * 3600);
+        for (key, value) in positive {
+            if value > too_long {
+                return Err(invalid(key, "must be at most 100 years"));
+            }
+        }
+        if self.refresh_grace > Duration::from_secs(600) {
+            return Err(invalid(
+                "refresh_grace",
+                "must be at most 10m: it is a window for racing refreshes, not a lifetime",
+            ));
+        }
+        if self.access_token_ttl > self.absolute_lifetime {
+            return Err(invalid(
+                "access_token_ttl",
+                "must not exceed absolute_lifetime",
+            ));
+        }
+        if self.issuer.trim().is_empty() {
+            return Err(invalid("issuer", "must not be empty"));
+        }
+        if let Some(key) = &self.admin_api_key
+            && key.len() < 32
+        {
+            return Err(invalid(
+                "admin_api_key",
+                "must be at least 32 characters (256 bits of randomness recommended)",
+            ));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        if self.password_hash_workers == Some(0) {
+            return Err(invalid("password_hash_workers", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            access_token_ttl: chrono(self.access_token_ttl),
+            refresh_token_ttl: chrono(self.refresh_token_ttl),
+            refresh_grace: chrono(self.refresh_grace),
+            idle_timeout: chrono(self.idle_timeout),
+            absolute_lifetime: chrono(self.absolute_lifetime),
+            activity_resolution: chrono(self.activity_resolution),
+            max_sessions_per_user: self.max_sessions_per_user,
+            on_limit: self.on_session_limit,
+        }
+    }
+
+    pub fn audience(&self) -> String {
+        self.audience.clone().unwrap_or_else(|| self.issuer.clone())
+    }
+
+    /// A copy safe to print: secrets and URL passwords replaced by `***`.
+    pub fn masked(&self) -> Config {
+        let mut shown = self.clone();
+        shown.admin_api_key = shown.admin_api_key.map(|_| "***".to_owned());
+        shown.database_url = shown.database_url.as_deref().map(mask_url_password);
+        shown.redis_url = shown.redis_url.as_deref().map(mask_url_password);
+        shown
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_contract_defaults_and_valid() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8420");
+        assert_eq!(c.data_dir, PathBuf::from("./sessiond-data"));
+        let p = c.policy();
+        assert_eq!(p, SessionPolicy::default());
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let c = Config {
+            idle_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "idle_timeout");
+        let c = Config {
+            admin_api_key: Some("short".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "admin_api_key");
+        let c = Config {
+            database_url: Some("mysql://x".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "database_url");
+    }
+
+    #[test]
+    fn masking_hides_secrets() {
+        let c = Config {
+            admin_api_key: Some("k".repeat(40)),
+            database_url: Some("postgres://app:hunter2@db:5432/sessiond".into()),
+            ..Config::default()
+        };
+        let shown = toml::to_string(&c.masked()).unwrap();
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains(&"k".repeat(40)));
+        assert!(shown.contains("postgres://app:***@db:5432/sessiond"));
+    }
+}

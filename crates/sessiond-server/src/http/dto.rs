@@ -1,0 +1,305 @@
+//! What travels over the wire: request and response bodies, with their OpenAPI schemas.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sessiond_core::{Device, DomainError, User};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::extract::ClientInfo;
+use crate::service::{SessionInfo, TokenGrant};
+
+/// Longest accepted device id, user agent or label.
+pub const MAX_DEVICE_FIELD: usize = 512;
+const MAX_NAME: usize = 256;
+
+/// The device a session is created on, as the client describes it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DeviceInput {
+    /// A stable id the app chose for this installation.
+    pub device_id: Option<String>,
+    /// Defaults to the request's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// A name a person recognises, e.g. "Ann's iPhone".
+    pub label: Option<String>,
+}
+
+impl DeviceInput {
+    /// The device with the client's IP as the server saw it.
+    pub fn into_device(self, client: &ClientInfo) -> Result<Device, DomainError> {
+        for (field, value) in [
+            ("device.device_id", &self.device_id),
+            ("device.user_agent", &self.user_agent),
+            ("device.label", &self.label),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_DEVICE_FIELD)
+            {
+                return Err(DomainError::invalid_field(
+                    field,
+                    "must be at most 512 characters",
+                ));
+            }
+        }
+        Ok(Device {
+            device_id: self.device_id,
+            user_agent: self.user_agent.or_else(|| client.user_agent.clone()),
+            ip: client.ip.map(|ip| ip.to_string()),
+            label: self.label,
+        })
+    }
+}
+
+pub fn device_of(input: Option<DeviceInput>, client: &ClientInfo) -> Result<Device, DomainError> {
+    input.unwrap_or_default().into_device(client)
+}
+
+pub fn check_name(name: &Option<String>) -> Result<(), DomainError> {
+    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
+        return Err(DomainError::invalid_field(
+            "name",
+            "must be at most 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    /// At least 8 characters, at most 1024 bytes.
+    pub password: String,
+    pub name: Option<String>,
+    pub device: Option<DeviceInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordLoginRequest {
+    pub email: String,
+    pub password: String,
+    pub device: Option<DeviceInput>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AnonymousSessionRequest {
+    pub device: Option<DeviceInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ValidateRequest {
+    /// An access or a refresh token.
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IntrospectRequest {
+    pub token: String,
+    /// Ignored: the token's shape tells its type.
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AdminSessionRequest {
+    /// A sessiond user id; an id not seen before creates that user.
+    pub user_id: Uuid,
+    pub device: Option<DeviceInput>,
+    /// Initial app data (a JSON object of at most 16 KiB).
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUserRequest {
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RevokeSessionsQuery {
+    /// `current` keeps the calling session.
+    pub except: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceView {
+    pub device_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    /// `pwd`, `otp`, `exchange:<provider>`, `anon` or `admin`.
+    pub auth_method: String,
+    pub created_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+    /// Absolute end of the session.
+    pub expires_at: DateTime<Utc>,
+    /// When the session ends if it stays idle.
+    pub idle_expires_at: DateTime<Utc>,
+    pub device: DeviceView,
+    /// In session lists: whether this is the calling session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+}
+
+impl SessionView {
+    pub fn new(info: &SessionInfo, in_list: bool) -> Self {
+        let s = &info.session;
+        Self {
+            id: s.id.as_uuid(),
+            user_id: s.user_id.map(|u| u.as_uuid()),
+            auth_method: s.auth_method.as_string(),
+            created_at: s.created_at,
+            last_active_at: s.last_active_at,
+            expires_at: s.expires_at,
+            idle_expires_at: info.idle_expires_at,
+            device: DeviceView {
+                device_id: s.device.device_id.clone(),
+                user_agent: s.device.user_agent.clone(),
+                ip: s.device.ip.clone(),
+                label: s.device.label.clone(),
+            },
+            current: in_list.then_some(info.current),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.as_uuid(),
+            email: u.email.as_ref().map(|e| e.as_str().to_owned()),
+            name: u.name.clone(),
+            active: u.active,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+    pub session: SessionView,
+    /// Null for anonymous sessions.
+    pub user: Option<UserView>,
+}
+
+impl From<TokenGrant> for TokenResponse {
+    fn from(g: TokenGrant) -> Self {
+        Self {
+            access_token: g.access_token,
+            token_type: "Bearer",
+            expires_in: g.access_expires_in,
+            refresh_token: g.refresh_token.expose(),
+            refresh_expires_in: g.refresh_expires_in,
+            session: SessionView::new(&g.session, false),
+            user: g.user.as_ref().map(UserView::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub session: SessionView,
+    pub user: Option<UserView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedCount {
+    pub revoked: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CleanupResult {
+    pub deleted: u64,
+}
+
+/// `{valid: true, …}` or `{valid: false, reason, revoked_reason?}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidateResponse {
+    pub valid: bool,
+    /// `access` or `refresh` (valid tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Uuid>,
+    /// Null for anonymous sessions (valid tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Option<Uuid>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The error code the token would get (invalid tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Why the session ended, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<&'static str>,
+}
+
+/// RFC 7662 introspection response.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct IntrospectResponse {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub storage: &'static str,
+}

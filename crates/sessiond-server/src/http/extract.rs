@@ -1,0 +1,216 @@
+//! Extractors. Authentication is an extractor whose rejection is the problem response,
+//! so a handler that compiles is a handler that checked.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use sessiond_core::DomainError;
+
+use super::problem::ApiError;
+use crate::AppState;
+use crate::service::Authenticated;
+
+/// JSON body whose every rejection is a problem response.
+pub struct ApiJson<T>(pub T);
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::from(DomainError::PayloadTooLarge { limit_bytes: 0 })
+                .with_detail("the request body is too large")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::validation(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected a body with `Content-Type: application/json`",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            ApiError::validation(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text())
+        }
+        _ => ApiError::validation(StatusCode::BAD_REQUEST, rejection.body_text()),
+    }
+}
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| ApiJson(v))
+            .map_err(json_rejection)
+    }
+}
+
+/// A JSON body that may be left out entirely (then `T::default()`).
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
+            ApiError::from(DomainError::PayloadTooLarge { limit_bytes: 0 })
+                .with_detail("the request body is too large")
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !is_json {
+            return Err(ApiError::validation(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a body with `Content-Type: application/json`",
+            ));
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| OptionalJson(v))
+            .map_err(json_rejection)
+    }
+}
+
+/// Path parameters; a malformed id is a 400, never a 500 or a plain-text error.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e| {
+                ApiError::validation(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad path parameter: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// Query parameters, with problem responses.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::validation(StatusCode::BAD_REQUEST, e.body_text()))
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header, if any.
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The caller's live session, from its access token. Counts as activity.
+pub struct CurrentSession(pub Authenticated);
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::from_bearer(DomainError::TokenNotProvided))?;
+        state
+            .service
+            .authenticate(token, true)
+            .await
+            .map(CurrentSession)
+            .map_err(ApiError::from_bearer)
+    }
+}
+
+/// A bearer token sent along with a login: an anonymous session to upgrade, if valid.
+pub struct MaybeBearer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeBearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(MaybeBearer(bearer_token(parts).map(str::to_owned)))
+    }
+}
+
+/// Proof that the request carried the admin API key.
+pub struct AdminKey;
+
+impl FromRequestParts<AppState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match bearer_token(parts) {
+            Some(key) if state.service.is_admin_key(key) => Ok(AdminKey),
+            _ => Err(DomainError::Forbidden.into()),
+        }
+    }
+}
+
+/// What the client told us about itself in headers.
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(super::dto::MAX_DEVICE_FIELD).collect());
+        Ok(ClientInfo { ip, user_agent })
+    }
+}

@@ -1,0 +1,141 @@
+//! The HTTP surface: routes and their OpenAPI description come from one declaration.
+
+pub mod dto;
+pub mod extract;
+pub mod problem;
+mod routes;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use self::problem::{ApiError, route_not_found};
+use self::routes::{admin, auth, ops, session, tokens};
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sessiond",
+        description = "Sessions and tokens: logins, rotating refresh tokens, immediate revocation, per-device session lists. Every error is `application/problem+json` with a stable `code`.",
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "login", description = "Ways to start a session"),
+        (name = "tokens", description = "Refresh, validation and introspection"),
+        (name = "session", description = "The calling session and the person's other sessions"),
+        (name = "admin", description = "Trusted backends (admin API key)"),
+        (name = "operations", description = "Health, metrics, keys"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.bearer_format = Some("JWT".into());
+        bearer.description = Some("An access token".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let mut admin = Http::new(HttpAuthScheme::Bearer);
+        admin.description = Some("The admin API key".into());
+        components.add_security_scheme("admin_key", SecurityScheme::Http(admin));
+    }
+}
+
+/// The API's routes and the OpenAPI document describing exactly those routes.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login_password))
+        .routes(routes!(auth::create_anonymous))
+        .routes(routes!(tokens::refresh))
+        .routes(routes!(tokens::validate))
+        .routes(routes!(tokens::introspect))
+        .routes(routes!(session::whoami))
+        .routes(routes!(session::get_data, session::put_data))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::list_sessions, session::revoke_sessions))
+        .routes(routes!(session::revoke_session))
+        .routes(routes!(admin::create_session))
+        .routes(routes!(admin::user_sessions, admin::revoke_user_sessions))
+        .routes(routes!(admin::revoke_session))
+        .routes(routes!(admin::patch_user))
+        .routes(routes!(admin::cleanup))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::jwks))
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api_routes, openapi) = api();
+    let max_body = state.max_body_bytes;
+    api_routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(no_store))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::http(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "an internal error occurred",
+            )
+            .into_response()
+        }))
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::http(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this method is not allowed here",
+    )
+}
+
+/// Token responses and session answers must never be cached (contract); nothing the API
+/// answers benefits from caching except what sets its own policy.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("sessiond_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("sessiond_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

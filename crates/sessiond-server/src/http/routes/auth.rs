@@ -1,0 +1,84 @@
+//! Logins: registration, password, anonymous sessions.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::AppState;
+use crate::http::dto::{
+    AnonymousSessionRequest, PasswordLoginRequest, RegisterRequest, TokenResponse, check_name,
+    device_of,
+};
+use crate::http::extract::{ApiJson, ClientInfo, MaybeBearer, OptionalJson};
+use crate::http::problem::{ApiError, Problem};
+use crate::service::auth::Registration;
+
+/// Register a user with email and password; logs them in.
+///
+/// A valid anonymous session's access token in `Authorization` is upgraded in place.
+#[utoipa::path(post, path = "/v1/users", tag = "login",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered and logged in", body = TokenResponse),
+        (status = 409, description = "`CONFLICT`: the email is taken", body = Problem),
+        (status = 422, description = "`VALIDATION_ERROR`", body = Problem),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    MaybeBearer(bearer): MaybeBearer,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    check_name(&body.name)?;
+    let device = device_of(body.device, &client)?;
+    let upgrade = state.service.upgrade_candidate(bearer.as_deref());
+    let registration = Registration {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        device,
+    };
+    let grant = state.service.register(registration, upgrade).await?;
+    Ok((StatusCode::CREATED, Json(grant.into())))
+}
+
+/// Log in with email and password.
+///
+/// Failures are identical in status, body and timing whether the account exists or not.
+/// A valid anonymous session's access token in `Authorization` is upgraded in place.
+#[utoipa::path(post, path = "/v1/auth/password", tag = "login",
+    request_body = PasswordLoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "`INVALID_CREDENTIALS` or `USER_INACTIVE`", body = Problem),
+        (status = 409, description = "`SESSION_LIMIT_EXCEEDED` (with `sessions`)", body = Problem),
+        (status = 503, description = "`SERVICE_OVERLOADED`: too many logins at once", body = Problem),
+    ))]
+pub async fn login_password(
+    State(state): State<AppState>,
+    MaybeBearer(bearer): MaybeBearer,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<PasswordLoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let device = device_of(body.device, &client)?;
+    let upgrade = state.service.upgrade_candidate(bearer.as_deref());
+    let grant = state
+        .service
+        .login_password(&body.email, body.password, device, upgrade)
+        .await?;
+    Ok(Json(grant.into()))
+}
+
+/// Start an anonymous session for a device; a later login on it upgrades it in place.
+#[utoipa::path(post, path = "/v1/sessions/anonymous", tag = "login",
+    request_body(content = Option<AnonymousSessionRequest>, description = "May be omitted"),
+    responses((status = 201, description = "Anonymous session created (`user: null`)", body = TokenResponse)))]
+pub async fn create_anonymous(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    OptionalJson(body): OptionalJson<AnonymousSessionRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let device = device_of(body.device, &client)?;
+    let grant = state.service.create_anonymous(device).await?;
+    Ok((StatusCode::CREATED, Json(grant.into())))
+}

@@ -1,0 +1,134 @@
+//! The calling session (access token): whoami, app data, logout, the person's sessions.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use sessiond_core::SessionId;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::http::dto::{
+    RevokeSessionsQuery, RevokedCount, SessionList, SessionView, UserView, WhoAmI,
+};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession};
+use crate::http::problem::{ApiError, Problem};
+
+/// Who am I: the calling session and its user. Counts as activity.
+#[utoipa::path(get, path = "/v1/session", tag = "session",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = WhoAmI),
+        (status = 401, description = "`TOKEN_*`, `SESSION_*` (with `revoked_reason`), `USER_INACTIVE`", body = Problem),
+    ))]
+pub async fn whoami(
+    State(state): State<AppState>,
+    CurrentSession(auth): CurrentSession,
+) -> Json<WhoAmI> {
+    let info = state.service.info(auth.session, None);
+    Json(WhoAmI {
+        session: SessionView::new(&info, false),
+        user: auth.user.as_ref().map(UserView::from),
+    })
+}
+
+/// The session's app data (a JSON object; `{}` when none was set).
+#[utoipa::path(get, path = "/v1/session/data", tag = "session",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The stored object", body = Object)))]
+pub async fn get_data(
+    State(state): State<AppState>,
+    CurrentSession(auth): CurrentSession,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(state.service.session_data(&auth).await?))
+}
+
+/// Replace the session's app data with the body (a JSON object of at most 16 KiB).
+#[utoipa::path(put, path = "/v1/session/data", tag = "session",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "The new app data"),
+    responses(
+        (status = 200, description = "The stored object", body = Object),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem),
+        (status = 422, description = "`VALIDATION_ERROR`: not an object", body = Problem),
+    ))]
+pub async fn put_data(
+    State(state): State<AppState>,
+    CurrentSession(auth): CurrentSession,
+    ApiJson(data): ApiJson<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(state.service.set_session_data(&auth, data).await?))
+}
+
+/// End the calling session; its tokens stop working at once.
+#[utoipa::path(post, path = "/v1/logout", tag = "session",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Logged out")))]
+pub async fn logout(
+    State(state): State<AppState>,
+    CurrentSession(auth): CurrentSession,
+) -> Result<StatusCode, ApiError> {
+    state.service.logout(&auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user's live sessions, newest first; the calling one has `current: true`.
+#[utoipa::path(get, path = "/v1/sessions", tag = "session",
+    security(("bearer" = [])),
+    responses((status = 200, body = SessionList)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    CurrentSession(auth): CurrentSession,
+) -> Result<Json<SessionList>, ApiError> {
+    let sessions = state.service.my_sessions(&auth).await?;
+    Ok(Json(SessionList {
+        sessions: sessions.iter().map(|s| SessionView::new(s, true)).collect(),
+    }))
+}
+
+/// End one of the user's own sessions (any other id is `NOT_FOUND`).
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "session",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "`NOT_FOUND`", body = Problem),
+    ))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    CurrentSession(auth): CurrentSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .revoke_my_session(&auth, SessionId::from_uuid(id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End the user's sessions: with `?except=current`, every other device ("log out other
+/// devices"); without it, all of them including this one.
+#[utoipa::path(delete, path = "/v1/sessions", tag = "session",
+    security(("bearer" = [])),
+    params(("except" = Option<String>, Query, description = "`current` keeps the calling session")),
+    responses((status = 200, body = RevokedCount)))]
+pub async fn revoke_sessions(
+    State(state): State<AppState>,
+    CurrentSession(auth): CurrentSession,
+    ApiQuery(query): ApiQuery<RevokeSessionsQuery>,
+) -> Result<Json<RevokedCount>, ApiError> {
+    let keep_current = match query.except.as_deref() {
+        None => false,
+        Some("current") => true,
+        Some(_) => {
+            return Err(ApiError::validation(
+                StatusCode::BAD_REQUEST,
+                "`except` accepts only `current`",
+            ));
+        }
+    };
+    let revoked = state
+        .service
+        .revoke_my_sessions(&auth, keep_current)
+        .await?;
+    Ok(Json(RevokedCount { revoked }))
+}

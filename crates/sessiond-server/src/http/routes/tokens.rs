@@ -1,0 +1,142 @@
+//! Refresh, validate and introspect.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+
+use crate::AppState;
+use crate::http::dto::{
+    IntrospectRequest, IntrospectResponse, RefreshRequest, TokenResponse, ValidateRequest,
+    ValidateResponse,
+};
+use crate::http::extract::{AdminKey, ApiJson};
+use crate::http::problem::{ApiError, Problem};
+use crate::service::{Service, Validation};
+
+/// Exchange a refresh token for a new access token and the rotated refresh token.
+///
+/// Within the grace window after a rotation, presenting the previous token again answers
+/// with the same successor refresh token; after it, the whole session is revoked.
+#[utoipa::path(post, path = "/v1/token/refresh", tag = "tokens",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Rotated pair", body = TokenResponse),
+        (status = 401, description = "`REFRESH_TOKEN_INVALID`, `REFRESH_TOKEN_EXPIRED`, `REFRESH_TOKEN_REUSED`, `SESSION_*`, `USER_INACTIVE`", body = Problem),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    Ok(Json(
+        state.service.refresh(&body.refresh_token).await?.into(),
+    ))
+}
+
+/// Say whether an access or refresh token is usable now. Changes nothing and does not
+/// count as activity.
+#[utoipa::path(post, path = "/v1/token/validate", tag = "tokens",
+    request_body = ValidateRequest,
+    responses((status = 200, description = "The verdict", body = ValidateResponse)))]
+pub async fn validate(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ValidateRequest>,
+) -> Result<Json<ValidateResponse>, ApiError> {
+    let answer = match state.service.validate(&body.token).await? {
+        Validation::Valid {
+            token_type,
+            session_id,
+            user_id,
+            expires_at,
+        } => ValidateResponse {
+            valid: true,
+            token_type: Some(token_type),
+            session_id: Some(session_id.as_uuid()),
+            user_id: Some(user_id.map(|u| u.as_uuid())),
+            expires_at: Some(expires_at),
+            reason: None,
+            revoked_reason: None,
+        },
+        Validation::Invalid { reason } => ValidateResponse {
+            valid: false,
+            token_type: None,
+            session_id: None,
+            user_id: None,
+            expires_at: None,
+            reason: Some(reason.code()),
+            revoked_reason: Service::revoked_reason(&reason).map(|r| r.as_str()),
+        },
+    };
+    Ok(Json(answer))
+}
+
+/// RFC 7662 token introspection for trusted backends (admin API key).
+///
+/// Accepts a JSON body or, as RFC 7662 specifies, `application/x-www-form-urlencoded`.
+#[utoipa::path(post, path = "/v1/introspect", tag = "tokens",
+    request_body = IntrospectRequest,
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "`{active: false}` for any unusable token", body = IntrospectResponse),
+        (status = 403, description = "`FORBIDDEN`: missing or wrong API key", body = Problem),
+    ))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    _admin: AdminKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<IntrospectResponse>, ApiError> {
+    let token = introspected_token(&headers, &body)?;
+    let Some(found) = state.service.introspect(&token).await? else {
+        return Ok(Json(IntrospectResponse::default()));
+    };
+    let audience = &state.service.audience;
+    Ok(Json(IntrospectResponse {
+        active: true,
+        token_type: Some(found.token_type),
+        sub: found.session.user_id.map(|u| u.to_string()),
+        sid: Some(found.session.id.to_string()),
+        exp: Some(found.expires_at.timestamp()),
+        iat: Some(found.issued_at.timestamp()),
+        amr: Some(vec![found.session.auth_method.as_string()]),
+        iss: Some(audience.issuer.clone()),
+        aud: Some(audience.audience.clone()),
+        jti: found.jti,
+        username: found
+            .user
+            .and_then(|u| u.email)
+            .map(|e| e.as_str().to_owned()),
+    }))
+}
+
+fn introspected_token(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let token = match content_type.as_str() {
+        "application/json" => {
+            axum::Json::<IntrospectRequest>::from_bytes(body)
+                .map_err(|e| ApiError::validation(e.status(), e.body_text()))?
+                .0
+                .token
+        }
+        "application/x-www-form-urlencoded" => {
+            serde_urlencoded::from_bytes::<IntrospectRequest>(body)
+                .map_err(|e| ApiError::validation(StatusCode::BAD_REQUEST, e.to_string()))?
+                .token
+        }
+        _ => {
+            return Err(ApiError::validation(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected application/json or application/x-www-form-urlencoded",
+            ));
+        }
+    };
+    Ok(token)
+}

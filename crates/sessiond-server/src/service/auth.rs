@@ -1,0 +1,172 @@
+//! Ways in: registration, password login, anonymous sessions, backend-created sessions.
+
+use sessiond_core::password::Password;
+use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, UserId};
+use sessiond_store::{NewUser, StoreError};
+
+use super::grant::SessionRequest;
+use super::{Service, ServiceResult, TokenGrant};
+
+/// What a client sends to register.
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+    pub device: Device,
+}
+
+impl Service {
+    /// Creates the user and logs them in.
+    pub async fn register(
+        &self,
+        reg: Registration,
+        upgrade: Option<SessionId>,
+    ) -> ServiceResult<TokenGrant> {
+        let (email, password) =
+            collect_errors(Email::parse(&reg.email), Password::parse(reg.password))?;
+        let password_hash = self.passwords.hash(password).await?;
+        let new = NewUser {
+            id: UserId::new(),
+            email: Some(email),
+            name: reg.name,
+            password_hash: Some(password_hash),
+            created_at: self.now(),
+        };
+        let mut tx = self.store.begin().await?;
+        let user = tx.insert_user(&new).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                DomainError::Conflict("a user with this email already exists".into()).into()
+            }
+            other => super::ServiceError::from(other),
+        })?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, "user registered");
+        self.establish(SessionRequest {
+            user: Some(user),
+            method: AuthMethod::Password,
+            device: reg.device,
+            data: None,
+            upgrade,
+        })
+        .await
+    }
+
+    /// Email and password. Whether the account exists or not, a failure costs one argon2id
+    /// verification and answers the same.
+    pub async fn login_password(
+        &self,
+        email: &str,
+        password: String,
+        device: Device,
+        upgrade: Option<SessionId>,
+    ) -> ServiceResult<TokenGrant> {
+        let email = Email::parse(email)?;
+        let credentials = self.store.user_by_email(&email).await?;
+        let stored_hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
+        let matches = self
+            .passwords
+            .verify(Password::for_login(password), stored_hash)
+            .await?;
+        let Some(credentials) = credentials.filter(|_| matches) else {
+            metrics::counter!("sessiond_login_failures_total", "method" => "pwd").increment(1);
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        if !credentials.user.active {
+            return Err(DomainError::UserInactive.into());
+        }
+        self.establish(SessionRequest {
+            user: Some(credentials.user),
+            method: AuthMethod::Password,
+            device,
+            data: None,
+            upgrade,
+        })
+        .await
+    }
+
+    /// A session for a device whose person is not known yet; a later login on it
+    /// upgrades it in place.
+    pub async fn create_anonymous(&self, device: Device) -> ServiceResult<TokenGrant> {
+        self.establish(SessionRequest {
+            user: None,
+            method: AuthMethod::Anonymous,
+            device,
+            data: None,
+            upgrade: None,
+        })
+        .await
+    }
+
+    /// A session for a user a trusted backend authenticated itself. A user id sessiond has
+    /// not seen yet is created (without email or password), so backends can keep their
+    /// own user records.
+    pub async fn admin_create_session(
+        &self,
+        user_id: UserId,
+        device: Device,
+        data: Option<serde_json::Value>,
+    ) -> ServiceResult<TokenGrant> {
+        let user = match self.store.user_by_id(user_id).await? {
+            Some(user) => user,
+            None => self.insert_backend_user(user_id).await?,
+        };
+        if !user.active {
+            return Err(DomainError::UserInactive.into());
+        }
+        self.establish(SessionRequest {
+            user: Some(user),
+            method: AuthMethod::Admin,
+            device,
+            data,
+            upgrade: None,
+        })
+        .await
+    }
+
+    async fn insert_backend_user(&self, id: UserId) -> ServiceResult<sessiond_core::User> {
+        let mut tx = self.store.begin().await?;
+        let user = match tx.lock_user(id).await? {
+            Some(existing) => existing,
+            None => {
+                tx.insert_user(&NewUser {
+                    id,
+                    email: None,
+                    name: None,
+                    password_hash: None,
+                    created_at: self.now(),
+                })
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The anonymous session named by a bearer token sent along with a login, if the token
+    /// is valid. Anything else is ignored: the login then creates a new session.
+    pub fn upgrade_candidate(&self, bearer: Option<&str>) -> Option<SessionId> {
+        let claims = self.keys.current().verify(bearer?, self.now()).ok()?;
+        claims.sub.is_none().then_some(claims.sid)
+    }
+}
+
+/// Both checks run so the client learns about every bad field at once.
+fn collect_errors<A, B>(
+    a: Result<A, DomainError>,
+    b: Result<B, DomainError>,
+) -> Result<(A, B), DomainError> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => {
+            let mut errors = Vec::new();
+            for e in [a.err(), b.err()].into_iter().flatten() {
+                if let DomainError::Validation(fields) = e {
+                    errors.extend(fields);
+                } else {
+                    return Err(e);
+                }
+            }
+            Err(DomainError::Validation(errors))
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Seeing and ending sessions: the person's own, and an admin's view of anyone's.
+
+use sessiond_core::{DomainError, RevokeReason, SessionId, User, UserId};
+use sessiond_store::PurgeBefore;
+
+use super::{Authenticated, Service, ServiceResult, SessionInfo};
+
+/// Largest app-data object a session may carry.
+pub const MAX_SESSION_DATA_BYTES: usize = 16 * 1024;
+const PURGE_BATCH: u32 = 1000;
+
+impl Service {
+    pub async fn logout(&self, auth: &Authenticated) -> ServiceResult<()> {
+        self.revoke(&[auth.session.id], RevokeReason::Logout)
+            .await?;
+        Ok(())
+    }
+
+    /// The live sessions of the caller's user, newest first, the caller's marked current.
+    /// An anonymous session sees only itself.
+    pub async fn my_sessions(&self, auth: &Authenticated) -> ServiceResult<Vec<SessionInfo>> {
+        let current = Some(auth.session.id);
+        let Some(user) = auth.session.user_id else {
+            return Ok(vec![self.info(auth.session.clone(), current)]);
+        };
+        let sessions = self
+            .store
+            .live_sessions_for_user(user, self.live_window(self.now()))
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| self.info(s, current))
+            .collect())
+    }
+
+    /// Ends one of the caller's own sessions; anyone else's is `NOT_FOUND`.
+    pub async fn revoke_my_session(
+        &self,
+        auth: &Authenticated,
+        target: SessionId,
+    ) -> ServiceResult<()> {
+        let owned = if target == auth.session.id {
+            true
+        } else {
+            let found = self.store.session_with_user(target).await?;
+            matches!((found, auth.session.user_id), (Some((s, _)), Some(me)) if s.user_id == Some(me))
+        };
+        if !owned {
+            return Err(DomainError::NotFound.into());
+        }
+        self.revoke(&[target], RevokeReason::RevokedByUser).await?;
+        Ok(())
+    }
+
+    /// Ends every session of the caller's user, keeping the caller's own when asked.
+    pub async fn revoke_my_sessions(
+        &self,
+        auth: &Authenticated,
+        keep_current: bool,
+    ) -> ServiceResult<usize> {
+        let Some(user) = auth.session.user_id else {
+            if keep_current {
+                return Ok(0);
+            }
+            return Ok(self
+                .revoke(&[auth.session.id], RevokeReason::RevokedByUser)
+                .await?);
+        };
+        let (keep, reason) = if keep_current {
+            (Some(auth.session.id), RevokeReason::RevokedOthers)
+        } else {
+            (None, RevokeReason::RevokedByUser)
+        };
+        self.revoke_user(user, keep, reason).await
+    }
+
+    pub async fn session_data(&self, auth: &Authenticated) -> ServiceResult<serde_json::Value> {
+        Ok(self
+            .store
+            .session_data(auth.session.id)
+            .await?
+            .unwrap_or_else(|| serde_json::json!({})))
+    }
+
+    pub async fn set_session_data(
+        &self,
+        auth: &Authenticated,
+        data: serde_json::Value,
+    ) -> ServiceResult<serde_json::Value> {
+        validate_session_data(&data)?;
+        let mut tx = self.store.begin().await?;
+        if !tx.set_session_data(auth.session.id, &data).await? {
+            return Err(DomainError::NotFound.into());
+        }
+        tx.commit().await?;
+        Ok(data)
+    }
+
+    pub async fn user(&self, id: UserId) -> ServiceResult<User> {
+        Ok(self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or(DomainError::NotFound)?)
+    }
+
+    pub async fn user_sessions(&self, id: UserId) -> ServiceResult<Vec<SessionInfo>> {
+        self.user(id).await?;
+        let sessions = self
+            .store
+            .live_sessions_for_user(id, self.live_window(self.now()))
+            .await?;
+        Ok(sessions.into_iter().map(|s| self.info(s, None)).collect())
+    }
+
+    pub async fn admin_revoke_user_sessions(&self, id: UserId) -> ServiceResult<usize> {
+        self.user(id).await?;
+        self.revoke_user(id, None, RevokeReason::Admin).await
+    }
+
+    pub async fn admin_revoke_session(&self, id: SessionId) -> ServiceResult<()> {
+        if self.store.session_with_user(id).await?.is_none() {
+            return Err(DomainError::NotFound.into());
+        }
+        self.revoke(&[id], RevokeReason::Admin).await?;
+        Ok(())
+    }
+
+    /// Activates or deactivates a user; deactivation ends every session at once.
+    pub async fn set_user_active(&self, id: UserId, active: bool) -> ServiceResult<User> {
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let user = tx
+            .set_user_active(id, active, now)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let revoked = if active {
+            Vec::new()
+        } else {
+            tx.revoke_user_sessions(id, None, RevokeReason::UserDeactivated, now)
+                .await?
+        };
+        tx.commit().await?;
+        self.ended(&revoked);
+        tracing::info!(user_id = %id, active, revoked = revoked.len(), "user activation changed");
+        Ok(user)
+    }
+
+    /// Deletes sessions that ended more than the retention ago, in small batches so the
+    /// writer is never held for long.
+    pub async fn purge_ended_sessions(&self) -> ServiceResult<u64> {
+        let now = self.now();
+        let ended_before = now - self.session_retention;
+        let before = PurgeBefore {
+            ended_before,
+            idle_before: ended_before - self.policy.idle_timeout,
+            batch_size: PURGE_BATCH,
+        };
+        let mut deleted = 0;
+        loop {
+            let batch = self.store.purge_ended_sessions(before).await?;
+            deleted += batch;
+            if batch < u64::from(PURGE_BATCH) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        self.activity.prune(self.policy.idle_cutoff(now));
+        metrics::counter!("sessiond_sessions_purged_total").increment(deleted);
+        Ok(deleted)
+    }
+
+    async fn revoke(&self, ids: &[SessionId], reason: RevokeReason) -> ServiceResult<usize> {
+        let mut tx = self.store.begin().await?;
+        let revoked = tx.revoke_sessions(ids, reason, self.now()).await?;
+        tx.commit().await?;
+        self.ended(&revoked);
+        for id in &revoked {
+            tracing::info!(session_id = %id, reason = reason.as_str(), "session revoked");
+        }
+        Ok(revoked.len())
+    }
+
+    async fn revoke_user(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+    ) -> ServiceResult<usize> {
+        let mut tx = self.store.begin().await?;
+        let revoked = tx
+            .revoke_user_sessions(user, keep, reason, self.now())
+            .await?;
+        tx.commit().await?;
+        self.ended(&revoked);
+        tracing::info!(user_id = %user, reason = reason.as_str(), revoked = revoked.len(), "user sessions revoked");
+        Ok(revoked.len())
+    }
+}
+
+/// App data is a JSON object of at most 16 KiB (serialised).
+pub fn validate_session_data(data: &serde_json::Value) -> Result<(), DomainError> {
+    if !data.is_object() {
+        return Err(DomainError::invalid_field("data", "must be a JSON object"));
+    }
+    if data.to_string().len() > MAX_SESSION_DATA_BYTES {
+        return Err(DomainError::PayloadTooLarge {
+            limit_bytes: MAX_SESSION_DATA_BYTES,
+        });
+    }
+    Ok(())
+}

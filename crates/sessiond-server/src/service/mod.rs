@@ -1,0 +1,105 @@
+//! The session rules, written once over the storage traits: logins, rotation, checks,
+//! revocation. Handlers call these; they know nothing of HTTP.
+
+pub mod auth;
+mod check;
+mod grant;
+pub mod manage;
+mod refresh;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sessiond_core::jwt::TokenAudience;
+use sessiond_core::{Clock, DomainError, Session, SessionId, SessionPolicy, TokenHash, User};
+use sessiond_store::{LiveWindow, Store, StoreError};
+
+use crate::activity::ActivityTracker;
+use crate::keys::KeyManager;
+use crate::password_pool::PasswordPool;
+
+pub use check::{Authenticated, Introspection, Validation};
+pub use grant::TokenGrant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// A session as answered to clients: with the freshest activity this instance knows of
+/// and the idle deadline that follows from it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub session: Session,
+    pub idle_expires_at: DateTime<Utc>,
+    pub current: bool,
+}
+
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: SessionPolicy,
+    pub keys: KeyManager,
+    pub passwords: PasswordPool,
+    pub activity: ActivityTracker,
+    pub audience: TokenAudience,
+    pub admin_key: TokenHash,
+    pub session_retention: chrono::Duration,
+}
+
+impl Service {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn live_window(&self, now: DateTime<Utc>) -> LiveWindow {
+        LiveWindow {
+            now,
+            idle_cutoff: self.policy.idle_cutoff(now),
+        }
+    }
+
+    /// The newer of the stored and the remembered activity.
+    fn last_active(&self, session: &Session) -> DateTime<Utc> {
+        self.activity
+            .latest(session.id)
+            .map_or(session.last_active_at, |seen| {
+                seen.max(session.last_active_at)
+            })
+    }
+
+    pub fn info(&self, mut session: Session, current: Option<SessionId>) -> SessionInfo {
+        session.last_active_at = self.last_active(&session);
+        SessionInfo {
+            idle_expires_at: self
+                .policy
+                .idle_expires_at(&session, session.last_active_at),
+            current: current == Some(session.id),
+            session,
+        }
+    }
+
+    /// Whether the presented admin API key is ours (compared by hash, in constant time).
+    pub fn is_admin_key(&self, presented: &str) -> bool {
+        TokenHash::of(presented.as_bytes()).ct_eq(&self.admin_key)
+    }
+
+    fn check_user(user: Option<&User>) -> Result<(), DomainError> {
+        match user {
+            Some(u) if !u.active => Err(DomainError::UserInactive),
+            _ => Ok(()),
+        }
+    }
+
+    fn ended(&self, ids: &[SessionId]) {
+        for id in ids {
+            self.activity.forget(*id);
+        }
+        metrics::counter!("sessiond_sessions_revoked_total").increment(ids.len() as u64);
+    }
+}

@@ -1,0 +1,93 @@
+//! Refresh-token rotation with a grace window and theft detection.
+
+use sessiond_core::refresh::{RefreshDecision, decide};
+use sessiond_core::{DomainError, RefreshToken, RefreshTokenId, RevokeReason};
+use sessiond_store::NewRefreshToken;
+
+use super::{Service, ServiceResult, TokenGrant};
+
+impl Service {
+    /// Exchanges a refresh token for a fresh pair. All checks and writes happen in one
+    /// transaction, so concurrent presentations of one token get exactly the outcomes the
+    /// rules allow: one rotation, and the same successor for every racer in the window.
+    pub async fn refresh(&self, presented: &str) -> ServiceResult<TokenGrant> {
+        let presented = RefreshToken::parse(presented).ok_or(DomainError::RefreshTokenInvalid)?;
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let token = tx
+            .lock_refresh_token(&presented.hash())
+            .await?
+            .ok_or(DomainError::RefreshTokenInvalid)?;
+        let (session, user) = tx
+            .lock_session(token.session_id)
+            .await?
+            .ok_or(DomainError::RefreshTokenInvalid)?;
+        self.policy
+            .check(&session, now, self.last_active(&session))?;
+        Self::check_user(user.as_ref())?;
+
+        let successor_used = match token.successor_id {
+            Some(id) => tx.refresh_token_is_rotated(id).await?,
+            None => false,
+        };
+        let (successor, successor_expires_at) = match decide(
+            &token,
+            successor_used,
+            now,
+            self.policy.refresh_grace,
+        ) {
+            RefreshDecision::Rotate => {
+                let successor = RefreshToken::generate();
+                let expires_at = self.policy.refresh_token_expiry(now, session.expires_at);
+                let id = RefreshTokenId::new();
+                tx.insert_refresh_token(&NewRefreshToken {
+                    id,
+                    session_id: session.id,
+                    hash: successor.hash(),
+                    created_at: now,
+                    expires_at,
+                })
+                .await?;
+                tx.mark_refresh_token_rotated(
+                    token.id,
+                    now,
+                    id,
+                    &presented.seal_successor(&successor),
+                )
+                .await?;
+                (successor, expires_at)
+            }
+            RefreshDecision::ReplaySuccessor => {
+                let successor = token
+                    .successor_sealed
+                    .as_deref()
+                    .and_then(|sealed| presented.open_successor(sealed))
+                    .ok_or(DomainError::RefreshTokenInvalid)?;
+                let stored = tx
+                    .lock_refresh_token(&successor.hash())
+                    .await?
+                    .ok_or(DomainError::RefreshTokenInvalid)?;
+                metrics::counter!("sessiond_refresh_grace_replays_total").increment(1);
+                (successor, stored.expires_at)
+            }
+            RefreshDecision::Reuse => {
+                tx.revoke_sessions(&[session.id], RevokeReason::RefreshTokenReused, now)
+                    .await?;
+                tx.commit().await?;
+                self.ended(&[session.id]);
+                metrics::counter!("sessiond_refresh_reuse_detected_total").increment(1);
+                tracing::warn!(session_id = %session.id, "refresh token reused after rotation: session revoked");
+                return Err(DomainError::RefreshTokenReused.into());
+            }
+            RefreshDecision::Expired => return Err(DomainError::RefreshTokenExpired.into()),
+        };
+        tx.set_last_active(session.id, now).await?;
+        tx.commit().await?;
+        self.activity.record(session.id, now, now);
+
+        let mut session = session;
+        session.last_active_at = session.last_active_at.max(now);
+        metrics::counter!("sessiond_refreshes_total").increment(1);
+        Ok(self.grant(session, user, successor, successor_expires_at, now))
+    }
+}
