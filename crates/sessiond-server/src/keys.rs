@@ -25,7 +25,8 @@ pub struct KeyManager {
     ring: RwLock<Arc<KeyRing>>,
     audience: TokenAudience,
     access_token_ttl: chrono::Duration,
-    last_reload: Mutex<Instant>,
+    /// When an unknown `kid` last caused a reload.
+    last_unknown_kid_reload: Mutex<Option<Instant>>,
 }
 
 impl KeyManager {
@@ -42,7 +43,7 @@ impl KeyManager {
             ring: RwLock::new(Arc::new(ring)),
             audience,
             access_token_ttl,
-            last_reload: Mutex::new(Instant::now()),
+            last_unknown_kid_reload: Mutex::new(None),
         })
     }
 
@@ -54,7 +55,6 @@ impl KeyManager {
         let keys = store.signing_keys().await?;
         let ring = KeyRing::new(&keys, &self.audience, now, self.access_token_ttl)?;
         *self.ring.write().expect("key ring lock") = Arc::new(ring);
-        *self.last_reload.lock().expect("reload lock") = Instant::now();
         Ok(())
     }
 
@@ -63,11 +63,11 @@ impl KeyManager {
         if self.current().knows(kid) {
             return false;
         }
-        let mut last = self.last_reload.lock().expect("reload lock");
-        if last.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL {
+        let mut last = self.last_unknown_kid_reload.lock().expect("reload lock");
+        if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL) {
             return false;
         }
-        *last = Instant::now();
+        *last = Some(Instant::now());
         true
     }
 }

@@ -23,6 +23,7 @@ pub struct TestApp {
     pub admin_key: String,
     pub store: Arc<dyn Store>,
     pub dir: TempDir,
+    keys_reloader: Arc<sessiond_server::service::Service>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -100,6 +101,7 @@ pub async fn spawn_in(
         .expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let store = app.store();
+    let keys_reloader = app.state().service.clone();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(async move {
         app.run(async {
@@ -115,6 +117,7 @@ pub async fn spawn_in(
         admin_key,
         store,
         dir,
+        keys_reloader,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -153,6 +156,20 @@ impl TestApp {
             headers: resp.headers().clone(),
             text: resp.text().await.expect("body"),
         }
+    }
+
+    /// Makes this instance reload its signing keys now (as its periodic job would).
+    pub async fn state_reload_keys(&self) {
+        self.keys_reloader
+            .keys
+            .reload(self.store.as_ref(), self.clock_now())
+            .await
+            .expect("keys reload");
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use sessiond_core::Clock;
+        self.clock.now()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
