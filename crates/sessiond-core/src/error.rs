@@ -38,6 +38,26 @@ pub enum DomainError {
     RefreshTokenReused,
     #[error("the email or password is wrong")]
     InvalidCredentials,
+    #[error("the code is wrong or was already used")]
+    OtpInvalid,
+    #[error("the code has expired; ask for a new one")]
+    OtpExpired,
+    #[error("too many wrong codes; ask for a new one later")]
+    OtpAttemptsExceeded,
+    #[error("the identity provider rejected the token")]
+    UpstreamRejected,
+    #[error("the identity provider is rate limiting us")]
+    UpstreamRateLimited { retry_after_secs: Option<u64> },
+    #[error("the upstream service is unavailable")]
+    UpstreamUnavailable,
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Name of the exceeded policy, e.g. `login`.
+        policy: &'static str,
+        limit: u32,
+        window_secs: u64,
+        retry_after_secs: u64,
+    },
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -75,6 +95,13 @@ impl DomainError {
             DomainError::RefreshTokenExpired => "REFRESH_TOKEN_EXPIRED",
             DomainError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             DomainError::InvalidCredentials => "INVALID_CREDENTIALS",
+            DomainError::OtpInvalid => "OTP_INVALID",
+            DomainError::OtpExpired => "OTP_EXPIRED",
+            DomainError::OtpAttemptsExceeded => "OTP_ATTEMPTS_EXCEEDED",
+            DomainError::UpstreamRejected => "UPSTREAM_REJECTED",
+            DomainError::UpstreamRateLimited { .. } => "UPSTREAM_RATE_LIMITED",
+            DomainError::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            DomainError::RateLimited { .. } => "RATE_LIMITED",
             DomainError::NotFound => "NOT_FOUND",
             DomainError::Conflict(_) => "CONFLICT",
             DomainError::SessionLimitExceeded { .. } => "SESSION_LIMIT_EXCEEDED",

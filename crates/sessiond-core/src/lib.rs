@@ -7,6 +7,7 @@ pub mod email;
 pub mod error;
 pub mod ids;
 pub mod jwt;
+pub mod otp;
 pub mod password;
 pub mod policy;
 pub mod refresh;

@@ -118,7 +118,14 @@ fn status_of(e: &DomainError) -> StatusCode {
         | DomainError::RefreshTokenInvalid
         | DomainError::RefreshTokenExpired
         | DomainError::RefreshTokenReused
-        | DomainError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        | DomainError::InvalidCredentials
+        | DomainError::OtpInvalid
+        | DomainError::OtpExpired
+        | DomainError::UpstreamRejected => StatusCode::UNAUTHORIZED,
+        DomainError::OtpAttemptsExceeded
+        | DomainError::UpstreamRateLimited { .. }
+        | DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        DomainError::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         DomainError::NotFound => StatusCode::NOT_FOUND,
         DomainError::Conflict(_) | DomainError::SessionLimitExceeded { .. } => StatusCode::CONFLICT,
         DomainError::Forbidden => StatusCode::FORBIDDEN,
@@ -141,6 +148,13 @@ fn title_of(code: &str) -> &'static str {
         "REFRESH_TOKEN_EXPIRED" => "The refresh token has expired",
         "REFRESH_TOKEN_REUSED" => "The refresh token was already used",
         "INVALID_CREDENTIALS" => "Invalid credentials",
+        "OTP_INVALID" => "The code is invalid",
+        "OTP_EXPIRED" => "The code has expired",
+        "OTP_ATTEMPTS_EXCEEDED" => "Too many wrong codes",
+        "UPSTREAM_REJECTED" => "The identity provider rejected the token",
+        "UPSTREAM_RATE_LIMITED" => "The identity provider is rate limiting",
+        "UPSTREAM_UNAVAILABLE" => "An upstream service is unavailable",
+        "RATE_LIMITED" => "Too many requests",
         "NOT_FOUND" => "Not found",
         "CONFLICT" => "Conflict",
         "SESSION_LIMIT_EXCEEDED" => "Too many sessions",
@@ -154,10 +168,11 @@ fn title_of(code: &str) -> &'static str {
 }
 
 impl ApiError {
-    fn into_problem(self) -> (StatusCode, Problem, Option<u64>) {
+    fn into_problem(self) -> (StatusCode, Problem, Option<u64>, Option<(String, String)>) {
         let detail_override = self.detail_override;
         let mut extra = serde_json::Map::new();
         let mut retry_after = None;
+        let mut rate_headers = None;
         let (status, code, detail) = match self.failure {
             Failure::Domain(e) => {
                 let status = status_of(&e);
@@ -181,6 +196,26 @@ impl ApiError {
                         );
                     }
                     DomainError::Overloaded => retry_after = Some(1),
+                    DomainError::RateLimited {
+                        policy,
+                        limit,
+                        window_secs,
+                        retry_after_secs,
+                    } => {
+                        retry_after = Some(*retry_after_secs);
+                        extra.insert("retry_after".into(), (*retry_after_secs).into());
+                        // draft-ietf-httpapi-ratelimit-headers: the policy, and what is left.
+                        rate_headers = Some((
+                            format!(r#""{policy}";q={limit};w={window_secs}"#),
+                            format!(r#""{policy}";r=0;t={retry_after_secs}"#),
+                        ));
+                    }
+                    DomainError::UpstreamRateLimited {
+                        retry_after_secs: Some(secs),
+                    } => {
+                        retry_after = Some(*secs);
+                        extra.insert("retry_after".into(), (*secs).into());
+                    }
                     _ => {}
                 }
                 if let Some(reason) = Service::revoked_reason(&e) {
@@ -224,14 +259,14 @@ impl ApiError {
             detail: detail_override.unwrap_or(detail),
             extra,
         };
-        (status, problem, retry_after)
+        (status, problem, retry_after, rate_headers)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let bearer = self.bearer;
-        let (status, problem, retry_after) = self.into_problem();
+        let (status, problem, retry_after, rate_headers) = self.into_problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -254,6 +289,12 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some((policy, state)) = rate_headers
+            && let (Ok(policy), Ok(state)) = (HeaderValue::from_str(&policy), HeaderValue::from_str(&state))
+        {
+            headers.insert("ratelimit-policy", policy);
+            headers.insert("ratelimit", state);
         }
         response
     }

@@ -62,9 +62,7 @@ impl Service {
             if keep_current {
                 return Ok(0);
             }
-            return Ok(self
-                .revoke(&[auth.session.id], RevokeReason::RevokedByUser)
-                .await?);
+            return self.revoke(&[auth.session.id], RevokeReason::RevokedByUser).await;
         };
         let (keep, reason) = if keep_current {
             (Some(auth.session.id), RevokeReason::RevokedOthers)
