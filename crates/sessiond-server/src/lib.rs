@@ -4,9 +4,12 @@
 pub mod activity;
 pub mod app;
 pub mod config;
+pub mod exchange;
 pub mod http;
 pub mod keys;
+pub mod mail;
 pub mod password_pool;
+pub mod ratelimit;
 pub mod service;
 mod storage;
 

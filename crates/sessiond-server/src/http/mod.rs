@@ -1,5 +1,6 @@
 //! The HTTP surface: routes and their OpenAPI description come from one declaration.
 
+pub mod client_ip;
 pub mod dto;
 pub mod extract;
 pub mod problem;
