@@ -21,16 +21,17 @@ impl OtpCode {
     pub fn generate(digits: u32) -> Self {
         let digits = digits.clamp(4, 10);
         let bound = 10u64.pow(digits);
-        let n = rand::rngs::OsRng
-            .unwrap_err()
-            .random_range(0..bound);
+        let n = rand::rngs::OsRng.unwrap_err().random_range(0..bound);
         Self(format!("{n:0width$}", width = digits as usize))
     }
 
     /// A code as typed by a person: surrounding whitespace and inner spaces or dashes
     /// ("123 456", "123-456") are forgiven; anything else must be digits.
     pub fn parse(raw: &str) -> Option<Self> {
-        let cleaned: String = raw.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
         (!cleaned.is_empty() && cleaned.len() <= 10 && cleaned.bytes().all(|b| b.is_ascii_digit()))
             .then_some(Self(cleaned))
     }
@@ -95,14 +96,13 @@ impl From<OtpFailure> for DomainError {
     }
 }
 
-/// Decides a presented code. `address_failures` counts wrong codes for the same address
-/// across all its recent challenges, so requesting a new code does not reset it.
+/// Decides a presented code. `address_locked` says the address has had too many wrong
+/// codes across all its recent challenges: requesting a new code does not reset that.
 pub fn verify(
     challenge: &OtpChallenge,
     presented: Option<&OtpCode>,
     now: DateTime<Utc>,
-    address_failures: u32,
-    max_address_failures: u32,
+    address_locked: bool,
 ) -> OtpVerdict {
     if challenge.consumed_at.is_some() {
         return OtpVerdict::Refuse(OtpFailure::Invalid);
@@ -110,10 +110,11 @@ pub fn verify(
     if now >= challenge.expires_at {
         return OtpVerdict::Refuse(OtpFailure::Expired);
     }
-    if challenge.attempts >= MAX_ATTEMPTS || address_failures >= max_address_failures {
+    if challenge.attempts >= MAX_ATTEMPTS || address_locked {
         return OtpVerdict::Refuse(OtpFailure::AttemptsExceeded);
     }
-    let matches = presented.is_some_and(|code| code.hash(&challenge.id).ct_eq(&challenge.code_hash));
+    let matches =
+        presented.is_some_and(|code| code.hash(&challenge.id).ct_eq(&challenge.code_hash));
     if matches {
         return OtpVerdict::Accept;
     }
@@ -149,9 +150,14 @@ mod tests {
 
     #[test]
     fn codes_have_the_requested_digits_and_vary() {
-        let codes: std::collections::HashSet<String> =
-            (0..200).map(|_| OtpCode::generate(6).expose().to_owned()).collect();
-        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
+        let codes: std::collections::HashSet<String> = (0..200)
+            .map(|_| OtpCode::generate(6).expose().to_owned())
+            .collect();
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        );
         assert!(codes.len() > 190, "codes repeat too often: {}", codes.len());
         assert_eq!(OtpCode::generate(8).expose().len(), 8);
     }
@@ -164,7 +170,10 @@ mod tests {
             counts[(c.expose().as_bytes()[0] - b'0') as usize] += 1;
         }
         // Zero-padding keeps leading zeros: each digit ~1000 times.
-        assert!(counts.iter().all(|&n| (800..1200).contains(&n)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&n| (800..1200).contains(&n)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -180,29 +189,43 @@ mod tests {
     fn the_right_code_is_accepted_once_in_time() {
         let code = OtpCode::generate(6);
         let mut c = challenge(&code);
-        assert_eq!(verify(&c, Some(&code), t0(), 0, 10), OtpVerdict::Accept);
+        assert_eq!(verify(&c, Some(&code), t0(), false), OtpVerdict::Accept);
         assert_eq!(
-            verify(&c, Some(&code), t0() + DEFAULT_TTL, 0, 10),
+            verify(&c, Some(&code), t0() + DEFAULT_TTL, false),
             OtpVerdict::Refuse(OtpFailure::Expired)
         );
         c.consumed_at = Some(t0());
-        assert_eq!(verify(&c, Some(&code), t0(), 0, 10), OtpVerdict::Refuse(OtpFailure::Invalid));
+        assert_eq!(
+            verify(&c, Some(&code), t0(), false),
+            OtpVerdict::Refuse(OtpFailure::Invalid)
+        );
     }
 
     #[test]
     fn the_fifth_wrong_code_kills_the_challenge() {
         let code = OtpCode::generate(6);
-        let wrong = OtpCode::parse(if code.expose() == "000000" { "111111" } else { "000000" }).unwrap();
+        let wrong = OtpCode::parse(if code.expose() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        })
+        .unwrap();
         let mut c = challenge(&code);
         for attempt in 0..4 {
             c.attempts = attempt;
-            assert_eq!(verify(&c, Some(&wrong), t0(), 0, 10), OtpVerdict::Reject(OtpFailure::Invalid));
+            assert_eq!(
+                verify(&c, Some(&wrong), t0(), false),
+                OtpVerdict::Reject(OtpFailure::Invalid)
+            );
         }
         c.attempts = 4;
-        assert_eq!(verify(&c, Some(&wrong), t0(), 0, 10), OtpVerdict::Reject(OtpFailure::AttemptsExceeded));
+        assert_eq!(
+            verify(&c, Some(&wrong), t0(), false),
+            OtpVerdict::Reject(OtpFailure::AttemptsExceeded)
+        );
         c.attempts = 5;
         assert_eq!(
-            verify(&c, Some(&code), t0(), 0, 10),
+            verify(&c, Some(&code), t0(), false),
             OtpVerdict::Refuse(OtpFailure::AttemptsExceeded),
             "even the right code is refused once the challenge is dead"
         );
@@ -213,7 +236,7 @@ mod tests {
         let code = OtpCode::generate(6);
         let c = challenge(&code);
         assert_eq!(
-            verify(&c, Some(&code), t0(), 10, 10),
+            verify(&c, Some(&code), t0(), true),
             OtpVerdict::Refuse(OtpFailure::AttemptsExceeded)
         );
     }

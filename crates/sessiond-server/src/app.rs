@@ -19,14 +19,21 @@ use tokio::task::JoinHandle;
 
 use crate::activity::ActivityTracker;
 use crate::config::ConfigError;
+use crate::exchange::{Exchange, ExchangeConfigError};
+use crate::http::client_ip::TrustedProxies;
 use crate::keys::{KeyManager, KeysError};
+use crate::mail::{MailConfigError, Mailer, Templates};
 use crate::password_pool::PasswordPool;
+use crate::ratelimit::{MemoryCounters, RateLimiter};
 use crate::service::Service;
+use crate::service::otp::OtpSettings;
 use crate::{AppState, Config, open_store};
 
 /// The file in the data folder that holds the generated admin API key.
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
-const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// The folder in the data folder where mail goes when no SMTP server is configured.
+pub const OUTBOX_DIR: &str = "outbox";
+const COUNTER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -48,12 +55,17 @@ pub enum AppError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Mail(#[from] MailConfigError),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeConfigError),
 }
 
 pub struct App {
     listener: TcpListener,
     state: AppState,
     config: Config,
+    counters: Arc<MemoryCounters>,
 }
 
 impl App {
@@ -79,7 +91,33 @@ impl App {
         let workers = config
             .password_hash_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let counters = Arc::new(MemoryCounters::default());
+        let limits = RateLimiter::new(config.rate_limits.clone(), counters.clone(), clock.clone());
+        let trusted_proxies =
+            TrustedProxies::parse(&config.trusted_proxies).map_err(|problem| ConfigError {
+                key: "trusted_proxies",
+                problem,
+            })?;
+        let templates = Templates::load(&config.otp.subject, config.otp.template_dir.as_deref())?;
+        let mailer = Mailer::new(
+            config.smtp_url.as_deref(),
+            &config.data_dir.join(OUTBOX_DIR),
+            &config.mail_from,
+            &config.app_name,
+            templates,
+        )?;
+        let otp = OtpSettings::new(
+            config.otp.create_users,
+            config.otp.code_length,
+            config.otp.ttl,
+            config.otp.resend_cooldown,
+            mailer,
+        );
+        let exchange = Exchange::new(&config.exchange, |var| std::env::var(var).ok())?;
         let service = Service {
+            limits,
+            otp,
+            exchange,
             activity: ActivityTracker::new(policy.activity_resolution),
             passwords: PasswordPool::new(workers, config.password_hash_queue),
             session_retention: chrono::Duration::from_std(config.session_retention)
@@ -99,6 +137,7 @@ impl App {
             })?;
         let state = AppState {
             service: Arc::new(service),
+            trusted_proxies: Arc::new(trusted_proxies),
             metrics: metrics_handle(),
             max_body_bytes: config.max_body_bytes,
         };
@@ -106,6 +145,7 @@ impl App {
             listener,
             state,
             config,
+            counters,
         })
     }
 
@@ -165,19 +205,27 @@ impl App {
                 }
             })));
         }
-        let service = self.state.service.clone();
-        tasks.push(tokio::spawn(every(KEY_RELOAD_INTERVAL, move || {
-            let service = service.clone();
-            async move {
-                if let Err(e) = service
-                    .keys
-                    .reload(service.store.as_ref(), service.now())
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not reload signing keys");
-                }
-            }
+        let (counters, service) = (self.counters.clone(), self.state.service.clone());
+        tasks.push(tokio::spawn(every(COUNTER_PRUNE_INTERVAL, move || {
+            counters.prune(service.now());
+            std::future::ready(())
         })));
+        let service = self.state.service.clone();
+        tasks.push(tokio::spawn(every(
+            crate::keys::RELOAD_INTERVAL,
+            move || {
+                let service = service.clone();
+                async move {
+                    if let Err(e) = service
+                        .keys
+                        .reload(service.store.as_ref(), service.now())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not reload signing keys");
+                    }
+                }
+            },
+        )));
         tasks
     }
 }
@@ -235,7 +283,7 @@ pub fn load_or_create_admin_key(path: &Path) -> std::io::Result<ApiKey> {
         Err(e) => return Err(e),
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::storage::create_private_dir(dir)?;
     }
     let key = ApiKey::generate();
     let mut options = std::fs::OpenOptions::new();

@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sessiond_core::{OnLimit, SessionPolicy};
 
+use crate::exchange::ExchangeConfig;
+use crate::ratelimit::RateLimitConfig;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -58,6 +61,49 @@ pub struct Config {
     pub password_hash_queue: usize,
     /// Apply migrations on `serve`.
     pub migrate_on_start: bool,
+    /// Proxies (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` headers
+    /// are believed; everyone else's are ignored.
+    pub trusted_proxies: Vec<String>,
+    pub rate_limits: RateLimitConfig,
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://…:465` (implicit
+    /// TLS) or `smtp://host:25` (plain relay). Without it, mail goes to `<data_dir>/outbox`.
+    pub smtp_url: Option<String>,
+    /// Sender of one-time-code mail.
+    pub mail_from: String,
+    /// Shown in mail.
+    pub app_name: String,
+    pub otp: OtpConfig,
+    pub exchange: ExchangeConfig,
+}
+
+/// Emailed one-time codes (`[otp]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtpConfig {
+    /// Create the user on the first verified code for an unknown address.
+    pub create_users: bool,
+    pub code_length: u32,
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Least time between two codes for one address.
+    #[serde(with = "humantime_serde")]
+    pub resend_cooldown: Duration,
+    /// Folder with `otp.txt` / `otp.html` replacing the built-in bodies.
+    pub template_dir: Option<PathBuf>,
+    pub subject: String,
+}
+
+impl Default for OtpConfig {
+    fn default() -> Self {
+        Self {
+            create_users: true,
+            code_length: 6,
+            ttl: Duration::from_secs(600),
+            resend_cooldown: Duration::from_secs(60),
+            template_dir: None,
+            subject: "Your {{app_name}} sign-in code".to_owned(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -85,6 +131,13 @@ impl Default for Config {
             password_hash_workers: None,
             password_hash_queue: 64,
             migrate_on_start: true,
+            trusted_proxies: Vec::new(),
+            rate_limits: RateLimitConfig::default(),
+            smtp_url: None,
+            mail_from: "sessiond <no-reply@localhost>".to_owned(),
+            app_name: "sessiond".to_owned(),
+            otp: OtpConfig::default(),
+            exchange: ExchangeConfig::default(),
         }
     }
 }
@@ -164,6 +217,26 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
+        if let Err(problem) = crate::http::client_ip::TrustedProxies::parse(&self.trusted_proxies) {
+            return Err(invalid("trusted_proxies", problem));
+        }
+        if !(4..=10).contains(&self.otp.code_length) {
+            return Err(invalid("otp.code_length", "must be between 4 and 10"));
+        }
+        if self.otp.ttl.is_zero() || self.otp.ttl > Duration::from_secs(24 * 3600) {
+            return Err(invalid("otp.ttl", "must be between 1s and 24h"));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                "must be a mailbox such as `App <no-reply@example.com>`",
+            ));
+        }
+        if let Some(url) = &self.smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(invalid("smtp_url", "must start with smtp:// or smtps://"));
+        }
         if self.password_hash_workers == Some(0) {
             return Err(invalid("password_hash_workers", "must be at least 1"));
         }
@@ -193,6 +266,8 @@ impl Config {
         shown.admin_api_key = shown.admin_api_key.map(|_| "***".to_owned());
         shown.database_url = shown.database_url.as_deref().map(mask_url_password);
         shown.redis_url = shown.redis_url.as_deref().map(mask_url_password);
+        shown.smtp_url = shown.smtp_url.as_deref().map(mask_url_password);
+        shown.exchange = crate::exchange::masked(&shown.exchange);
         shown
     }
 }

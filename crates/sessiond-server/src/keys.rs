@@ -13,6 +13,19 @@ use sessiond_store::{Store, StoreError};
 /// a storage load.
 const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How often a running instance reloads the keys from storage: for up to this long it may
+/// keep signing with a key that `sessiond keys rotate` or another instance just retired.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a retired key keeps verifying: one access-token lifetime after the last token
+/// it may have signed, which an instance that had not reloaded yet can sign up to
+/// [`RELOAD_INTERVAL`] after the retirement (doubled as a margin for a slow reload).
+/// Without the slack those tokens would turn `TOKEN_INVALID` before their `exp`.
+pub fn verification_window(access_token_ttl: chrono::Duration) -> chrono::Duration {
+    let slack = chrono::Duration::from_std(2 * RELOAD_INTERVAL).expect("a small duration");
+    access_token_ttl + slack
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
     #[error(transparent)]
@@ -38,7 +51,7 @@ impl KeyManager {
         now: DateTime<Utc>,
     ) -> Result<Self, KeysError> {
         let keys = ensure_active_key(store, now).await?;
-        let ring = KeyRing::new(&keys, &audience, now, access_token_ttl)?;
+        let ring = KeyRing::new(&keys, &audience, now, verification_window(access_token_ttl))?;
         Ok(Self {
             ring: RwLock::new(Arc::new(ring)),
             audience,
@@ -53,7 +66,12 @@ impl KeyManager {
 
     pub async fn reload(&self, store: &dyn Store, now: DateTime<Utc>) -> Result<(), KeysError> {
         let keys = store.signing_keys().await?;
-        let ring = KeyRing::new(&keys, &self.audience, now, self.access_token_ttl)?;
+        let ring = KeyRing::new(
+            &keys,
+            &self.audience,
+            now,
+            verification_window(self.access_token_ttl),
+        )?;
         *self.ring.write().expect("key ring lock") = Arc::new(ring);
         Ok(())
     }
@@ -97,4 +115,52 @@ pub async fn rotate(store: &dyn Store, now: DateTime<Utc>) -> Result<SigningKey,
     tx.insert_signing_key(&key).await?;
     tx.commit().await?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use sessiond_store::SqliteStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_retired_key_outlives_tokens_signed_before_instances_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("keys.db"))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let audience = TokenAudience {
+            issuer: "sessiond".into(),
+            audience: "sessiond".into(),
+        };
+        let ttl = chrono::Duration::minutes(15);
+        let t0 = Utc::now();
+        let keys = KeyManager::load(&store, audience, ttl, t0).await.unwrap();
+        let old_kid = keys.current().signing_kid().to_owned();
+
+        let retired_at = t0 + chrono::Duration::seconds(1);
+        let new = rotate(&store, retired_at).await.unwrap();
+        // An instance that has not reloaded yet still signs with the old key for up to
+        // one reload interval; those tokens must verify until their own expiry.
+        let last_old_token_expires =
+            retired_at + chrono::Duration::from_std(RELOAD_INTERVAL).unwrap() + ttl;
+        keys.reload(
+            &store,
+            last_old_token_expires - chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+        assert!(keys.current().knows(&old_kid));
+        assert_eq!(keys.current().signing_kid(), new.kid);
+
+        keys.reload(
+            &store,
+            retired_at + verification_window(ttl) + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+        assert!(!keys.current().knows(&old_kid), "retired keys do go away");
+        assert!(keys.current().knows(&new.kid));
+    }
 }

@@ -25,6 +25,7 @@ pub use storage::open_store;
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<service::Service>,
+    pub trusted_proxies: Arc<http::client_ip::TrustedProxies>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
 }

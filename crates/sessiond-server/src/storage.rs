@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sessiond_store::{SqliteStore, Store, StoreError};
+use sessiond_store::{PostgresOptions, PostgresStore, SqliteStore, Store, StoreError};
 
 use crate::Config;
 
@@ -15,17 +15,36 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     match config.database_url.as_deref() {
         None => {
             ensure_dir(&config.data_dir)?;
-            Ok(Arc::new(SqliteStore::open(&config.data_dir.join(SQLITE_FILE)).await?))
+            Ok(Arc::new(
+                SqliteStore::open(&config.data_dir.join(SQLITE_FILE)).await?,
+            ))
         }
         Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+            Arc::new(PostgresStore::connect(url, PostgresOptions::default()).await?),
+        ),
         Some(_) => Err(StoreError::Unavailable(
-            "PostgreSQL storage is not available in this build yet; use SQLite (leave database_url unset)".into(),
+            "unsupported database URL: use sqlite:, postgres:// or postgresql://".into(),
         )),
     }
 }
 
 pub fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
+    create_private_dir(dir).map_err(|e| {
         StoreError::Unavailable(format!("cannot create data folder {}: {e}", dir.display()))
     })
+}
+
+/// Creates `dir` (and missing parents) readable by the owner only: the data folder holds
+/// the database with the private signing keys and the admin key. An existing folder is
+/// left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }

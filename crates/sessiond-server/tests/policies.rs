@@ -19,7 +19,12 @@ async fn access_tokens_expire_exactly_with_no_leeway() {
     let reply = app.whoami(&token).await;
     let body = reply.problem(401, "TOKEN_EXPIRED");
     assert!(body["expired_at"].as_str().is_some());
-    assert!(reply.header("www-authenticate").unwrap().contains("invalid_token"));
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
     assert_eq!(app.validate(&token).await["reason"], "TOKEN_EXPIRED");
     // A refresh still works: expiry of the access token does not end the session.
     app.refresh(&refresh_of(&grant)).await.ok(200);
@@ -43,7 +48,10 @@ async fn idle_sessions_die_and_activity_keeps_them_alive() {
         app.whoami(&access(&next)).await.ok(200);
         refresh = refresh_of(&next);
     }
-    let idle = app.refresh(&refresh_of(&grant)).await.problem(401, "SESSION_INACTIVE");
+    let idle = app
+        .refresh(&refresh_of(&grant))
+        .await
+        .problem(401, "SESSION_INACTIVE");
     assert_eq!(idle["revoked_reason"], "idle_timeout");
     app.refresh(&refresh).await.ok(200);
 }
@@ -61,7 +69,15 @@ async fn idle_decisions_use_activity_not_yet_written() {
     let sid: SessionId = session_id(&grant).parse().unwrap();
     let stored = |app: &TestApp| {
         let store = app.store.clone();
-        async move { store.session_with_user(sid).await.unwrap().unwrap().0.last_active_at }
+        async move {
+            store
+                .session_with_user(sid)
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .last_active_at
+        }
     };
     let created = stored(&app).await;
 
@@ -70,7 +86,11 @@ async fn idle_decisions_use_activity_not_yet_written() {
     app.whoami(&token).await.ok(200);
     app.clock.advance(Duration::seconds(20));
     app.whoami(&token).await.ok(200);
-    assert_eq!(stored(&app).await, created, "no write within the resolution");
+    assert_eq!(
+        stored(&app).await,
+        created,
+        "no write within the resolution"
+    );
 
     // Past the resolution, one write lands (asynchronously).
     app.clock.advance(Duration::seconds(15));
@@ -104,7 +124,11 @@ async fn sessions_end_at_their_absolute_lifetime_whatever_the_activity() {
     })
     .await;
     let grant = app.register(&unique_email()).await;
-    assert_eq!(grant["refresh_expires_in"], 2 * 3600, "refresh never outlives the session");
+    assert_eq!(
+        grant["refresh_expires_in"],
+        2 * 3600,
+        "refresh never outlives the session"
+    );
     let mut refresh = refresh_of(&grant);
     for _ in 0..7 {
         app.clock.advance(Duration::minutes(15));
@@ -142,11 +166,19 @@ async fn limit_evicts_the_oldest_session() {
     app.clock.advance(Duration::milliseconds(5));
     let third = app.login(&email).await.ok(200);
 
-    let body = app.whoami(&access(&first)).await.problem(401, "SESSION_REVOKED");
+    let body = app
+        .whoami(&access(&first))
+        .await
+        .problem(401, "SESSION_REVOKED");
     assert_eq!(body["revoked_reason"], "evicted_by_limit");
     app.whoami(&access(&second)).await.ok(200);
     let list = app.get("/v1/sessions", &access(&third)).await.ok(200);
-    let ids: Vec<&str> = list["sessions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![session_id(&third), session_id(&second)]);
 }
 
@@ -159,18 +191,36 @@ async fn limit_with_reject_answers_409_with_the_live_sessions() {
     .await;
     let email = unique_email();
     let first = app.register(&email).await;
-    let second = app.post("/v1/auth/password", json!({"email": email, "password": PASSWORD, "device": {"label": "laptop"}})).await.ok(200);
-    let body = app.login(&email).await.problem(409, "SESSION_LIMIT_EXCEEDED");
+    let second = app
+        .post(
+            "/v1/auth/password",
+            json!({"email": email, "password": PASSWORD, "device": {"label": "laptop"}}),
+        )
+        .await
+        .ok(200);
+    let body = app
+        .login(&email)
+        .await
+        .problem(409, "SESSION_LIMIT_EXCEEDED");
     let sessions = body["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
     let ids: Vec<&str> = sessions.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&session_id(&first).as_str()));
     assert!(ids.contains(&session_id(&second).as_str()));
     assert!(sessions.iter().any(|s| s["device"]["label"] == "laptop"));
-    assert!(sessions.iter().all(|s| s["last_active_at"].as_str().is_some()));
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["last_active_at"].as_str().is_some())
+    );
 
     // Ending one makes room.
-    app.delete(&format!("/v1/sessions/{}", session_id(&first)), &access(&second)).await.ok(204);
+    app.delete(
+        &format!("/v1/sessions/{}", session_id(&first)),
+        &access(&second),
+    )
+    .await
+    .ok(204);
     app.login(&email).await.ok(200);
 }
 
@@ -192,7 +242,11 @@ async fn limit_holds_under_20_concurrent_logins() {
             assert!(matches!(r.status.as_u16(), 200 | 409), "{}", r.text);
         }
         let live = app
-            .admin(Method::GET, &format!("/v1/admin/users/{user_id}/sessions"), None)
+            .admin(
+                Method::GET,
+                &format!("/v1/admin/users/{user_id}/sessions"),
+                None,
+            )
             .await
             .ok(200);
         let live = live["sessions"].as_array().unwrap().len();

@@ -34,7 +34,11 @@ async fn two_concurrent_refreshes_of_one_token_both_succeed_with_the_same_succes
     let token = refresh_of(&grant);
     let (a, b) = tokio::join!(app.refresh(&token), app.refresh(&token));
     let (a, b) = (a.ok(200), b.ok(200));
-    assert_eq!(refresh_of(&a), refresh_of(&b), "both racers hold the one live token");
+    assert_eq!(
+        refresh_of(&a),
+        refresh_of(&b),
+        "both racers hold the one live token"
+    );
     app.whoami(&access(&a)).await.ok(200);
     app.whoami(&access(&b)).await.ok(200);
     // The shared successor is the live token: it rotates normally.
@@ -73,11 +77,16 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
     let child = app.refresh(&parent).await.ok(200);
     app.clock.advance(Duration::seconds(30));
 
-    let reused = app.refresh(&parent).await.problem(401, "REFRESH_TOKEN_REUSED");
+    let reused = app
+        .refresh(&parent)
+        .await
+        .problem(401, "REFRESH_TOKEN_REUSED");
     assert!(reused["detail"].as_str().is_some());
 
     // The session is dead: its newest refresh token and every access token.
-    app.refresh(&refresh_of(&child)).await.problem(401, "SESSION_REVOKED");
+    app.refresh(&refresh_of(&child))
+        .await
+        .problem(401, "SESSION_REVOKED");
     for token in [access(&grant), access(&child)] {
         let body = app.whoami(&token).await.problem(401, "SESSION_REVOKED");
         assert_eq!(body["revoked_reason"], "refresh_token_reused");
@@ -97,7 +106,9 @@ async fn grace_ends_as_soon_as_the_successor_is_used() {
     let child = app.refresh(&parent).await.ok(200);
     app.refresh(&refresh_of(&child)).await.ok(200);
     app.clock.advance(Duration::seconds(1));
-    app.refresh(&parent).await.problem(401, "REFRESH_TOKEN_REUSED");
+    app.refresh(&parent)
+        .await
+        .problem(401, "REFRESH_TOKEN_REUSED");
 }
 
 #[tokio::test]
@@ -114,7 +125,10 @@ async fn validate_reports_without_changing_anything() {
     let child = app.refresh(&parent).await.ok(200);
     app.clock.advance(Duration::seconds(31));
     // Validation sees the reuse but does not act on it.
-    assert_eq!(app.validate(&parent).await["reason"], "REFRESH_TOKEN_REUSED");
+    assert_eq!(
+        app.validate(&parent).await["reason"],
+        "REFRESH_TOKEN_REUSED"
+    );
     app.refresh(&refresh_of(&child)).await.ok(200);
 
     let v = app.validate(&access(&grant)).await;
@@ -132,14 +146,26 @@ async fn refresh_tokens_expire_with_their_ttl() {
     let grant = app.register(&unique_email()).await;
     assert_eq!(grant["refresh_expires_in"], 3600);
     app.clock.advance(Duration::seconds(3600));
-    app.refresh(&refresh_of(&grant)).await.problem(401, "REFRESH_TOKEN_EXPIRED");
-    assert_eq!(app.validate(&refresh_of(&grant)).await["reason"], "REFRESH_TOKEN_EXPIRED");
+    app.refresh(&refresh_of(&grant))
+        .await
+        .problem(401, "REFRESH_TOKEN_EXPIRED");
+    assert_eq!(
+        app.validate(&refresh_of(&grant)).await["reason"],
+        "REFRESH_TOKEN_EXPIRED"
+    );
 }
 
 #[tokio::test]
 async fn unknown_and_malformed_refresh_tokens_are_invalid() {
     let app = spawn_app().await;
-    for token in ["", "x", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &"A".repeat(5000)] {
-        app.refresh(token).await.problem(401, "REFRESH_TOKEN_INVALID");
+    for token in [
+        "",
+        "x",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &"A".repeat(5000),
+    ] {
+        app.refresh(token)
+            .await
+            .problem(401, "REFRESH_TOKEN_INVALID");
     }
 }

@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
+use sessiond_core::otp::OtpChallenge;
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{
     AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
@@ -16,8 +17,11 @@ use sessiond_core::{
 };
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +71,20 @@ pub struct NewRefreshToken {
 pub struct UserCredentials {
     pub user: User,
     pub password_hash: Option<String>,
+}
+
+/// Profile facts an identity provider vouched for, refreshed at each exchange.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserProfile {
+    pub name: Option<String>,
+    pub mobile: Option<String>,
+    pub profile: Option<serde_json::Value>,
+}
+
+fn unsupported<T>(what: &str) -> StoreResult<T> {
+    Err(StoreError::Unavailable(format!(
+        "{what} is not supported by this storage backend"
+    )))
 }
 
 /// Which sessions count as live at an instant: not revoked, before their absolute end,
@@ -130,6 +148,22 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes one batch of sessions that ended before the cut-offs (with their refresh
     /// tokens); returns how many were deleted. Callers loop until it returns 0.
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64>;
+
+    /// When the address's newest one-time-code challenge was created.
+    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let _ = email;
+        unsupported("one-time codes")
+    }
+
+    /// Deletes one batch of challenges that expired before `before`.
+    async fn purge_otp_challenges(
+        &self,
+        before: DateTime<Utc>,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
+        let _ = (before, batch_size);
+        unsupported("one-time codes")
+    }
 }
 
 /// One atomic unit of writes. Every read inside sees the transaction's own writes, and
@@ -204,6 +238,73 @@ pub trait Tx: Send {
     /// Drops every refresh token of a session (used when an anonymous session is upgraded,
     /// so tokens issued before the login cannot be used after it).
     async fn delete_refresh_tokens(&mut self, session: SessionId) -> StoreResult<()>;
+
+    async fn insert_otp_challenge(
+        &mut self,
+        challenge: &OtpChallenge,
+        device: &Device,
+    ) -> StoreResult<()> {
+        let _ = (challenge, device);
+        unsupported("one-time codes")
+    }
+    /// The challenge (locked until commit) and the device it was requested from.
+    async fn lock_otp_challenge(
+        &mut self,
+        id: &str,
+    ) -> StoreResult<Option<(OtpChallenge, Device)>> {
+        let _ = id;
+        unsupported("one-time codes")
+    }
+    async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()> {
+        let _ = id;
+        unsupported("one-time codes")
+    }
+    async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let _ = (id, at);
+        unsupported("one-time codes")
+    }
+    async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()> {
+        let _ = id;
+        unsupported("one-time codes")
+    }
+
+    /// The user linked to an external identity.
+    async fn identity_user(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let _ = (provider, external_id);
+        unsupported("identities")
+    }
+    async fn insert_identity(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _ = (provider, external_id, user, at);
+        unsupported("identities")
+    }
+    async fn user_id_by_email(&mut self, email: &Email) -> StoreResult<Option<UserId>> {
+        let _ = email;
+        unsupported("identities")
+    }
+    async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()> {
+        let _ = (id, email);
+        unsupported("identities")
+    }
+    /// Replaces name, mobile and profile; returns the updated user.
+    async fn update_user_profile(
+        &mut self,
+        id: UserId,
+        profile: &UserProfile,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        let _ = (id, profile, at);
+        unsupported("identities")
+    }
 
     async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()>;
     /// Retires every active key; returns how many.

@@ -303,3 +303,34 @@ pub struct Readiness {
     pub status: &'static str,
     pub storage: &'static str,
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OtpRequest {
+    pub email: String,
+    pub device: Option<DeviceInput>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OtpChallengeResponse {
+    pub challenge_id: String,
+    /// Seconds the code stays valid.
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OtpVerifyRequest {
+    pub challenge_id: String,
+    /// The code from the mail; spaces and dashes are ignored.
+    pub code: String,
+    /// Defaults to the device sent with the code request.
+    pub device: Option<DeviceInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExchangeRequest {
+    /// A provider name from the `[exchange.providers]` configuration.
+    pub provider: String,
+    /// The partner app's token for its user.
+    pub token: String,
+    pub device: Option<DeviceInput>,
+}

@@ -11,8 +11,10 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use sessiond_core::DomainError;
 
+use super::client_ip::client_ip;
 use super::problem::ApiError;
 use crate::AppState;
+use crate::ratelimit::Policy;
 use crate::service::Authenticated;
 
 /// JSON body whose every rejection is a problem response.
@@ -192,25 +194,68 @@ impl FromRequestParts<AppState> for AdminKey {
     }
 }
 
-/// What the client told us about itself in headers.
+/// Who the client is: its address (see [`client_ip`]) and what it says it runs.
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+            .map(|ConnectInfo(addr)| client_ip(addr.ip(), &parts.headers, &state.trusted_proxies));
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(super::dto::MAX_DEVICE_FIELD).collect());
         Ok(ClientInfo { ip, user_agent })
+    }
+}
+
+/// A per-client-IP limit on a group of routes.
+pub trait IpPolicy {
+    const POLICY: Policy;
+}
+
+pub struct LoginGroup;
+impl IpPolicy for LoginGroup {
+    const POLICY: Policy = Policy::Login;
+}
+
+pub struct AnonymousGroup;
+impl IpPolicy for AnonymousGroup {
+    const POLICY: Policy = Policy::Anonymous;
+}
+
+pub struct ValidateGroup;
+impl IpPolicy for ValidateGroup {
+    const POLICY: Policy = Policy::Validate;
+}
+
+/// Proof that the request fitted within its route group's per-IP limit; its rejection
+/// is `429 RATE_LIMITED` with `Retry-After` and `RateLimit` headers.
+pub struct Limited<P: IpPolicy>(std::marker::PhantomData<P>);
+
+impl<P: IpPolicy> FromRequestParts<AppState> for Limited<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
+        let subject = client
+            .ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        state.service.limits.hit(P::POLICY, &subject).await?;
+        Ok(Limited(std::marker::PhantomData))
     }
 }

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::problem::{ApiError, route_not_found};
-use self::routes::{admin, auth, ops, session, tokens};
+use self::routes::{admin, auth, exchange, ops, otp, session, tokens};
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -63,6 +63,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::register))
         .routes(routes!(auth::login_password))
         .routes(routes!(auth::create_anonymous))
+        .routes(routes!(otp::request_code))
+        .routes(routes!(otp::verify_code))
+        .routes(routes!(exchange::exchange_token))
         .routes(routes!(tokens::refresh))
         .routes(routes!(tokens::validate))
         .routes(routes!(tokens::introspect))

@@ -6,6 +6,7 @@ use sessiond_store::{NewUser, StoreError};
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
+use crate::ratelimit::Policy;
 
 /// What a client sends to register.
 pub struct Registration {
@@ -61,6 +62,10 @@ impl Service {
         upgrade: Option<SessionId>,
     ) -> ServiceResult<TokenGrant> {
         let email = Email::parse(email)?;
+        // Per-account back-off: applies to unknown addresses alike, so it reveals nothing.
+        self.limits
+            .check(Policy::PasswordFailures, email.as_str())
+            .await?;
         let credentials = self.store.user_by_email(&email).await?;
         let stored_hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
         let matches = self
@@ -69,6 +74,9 @@ impl Service {
             .await?;
         let Some(credentials) = credentials.filter(|_| matches) else {
             metrics::counter!("sessiond_login_failures_total", "method" => "pwd").increment(1);
+            self.limits
+                .record(Policy::PasswordFailures, email.as_str())
+                .await;
             return Err(DomainError::InvalidCredentials.into());
         };
         if !credentials.user.active {

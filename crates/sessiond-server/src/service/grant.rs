@@ -100,7 +100,7 @@ impl Service {
 
         metrics::counter!("sessiond_sessions_created_total", "method" => metric_method(&session.auth_method))
             .increment(1);
-        tracing::info!(session_id = %session.id, user_id = ?session.user_id, method = %session.auth_method, "session established");
+        tracing::info!(session_id = %session.id, user_id = session.user_id.map(tracing::field::display), method = %session.auth_method, "session established");
         Ok(self.grant(session, req.user, refresh, refresh_expires_at, now))
     }
 

@@ -62,7 +62,9 @@ impl Service {
             if keep_current {
                 return Ok(0);
             }
-            return self.revoke(&[auth.session.id], RevokeReason::RevokedByUser).await;
+            return self
+                .revoke(&[auth.session.id], RevokeReason::RevokedByUser)
+                .await;
         };
         let (keep, reason) = if keep_current {
             (Some(auth.session.id), RevokeReason::RevokedOthers)

@@ -3,8 +3,10 @@
 
 pub mod auth;
 mod check;
+mod exchange;
 mod grant;
 pub mod manage;
+pub mod otp;
 mod refresh;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use sessiond_store::{LiveWindow, Store, StoreError};
 use crate::activity::ActivityTracker;
 use crate::keys::KeyManager;
 use crate::password_pool::PasswordPool;
+use crate::ratelimit::RateLimiter;
 
 pub use check::{Authenticated, Introspection, Validation};
 pub use grant::TokenGrant;
@@ -50,6 +53,9 @@ pub struct Service {
     pub audience: TokenAudience,
     pub admin_key: TokenHash,
     pub session_retention: chrono::Duration,
+    pub limits: RateLimiter,
+    pub otp: otp::OtpSettings,
+    pub exchange: crate::exchange::Exchange,
 }
 
 impl Service {

@@ -5,6 +5,7 @@ use sessiond_core::{DomainError, RefreshToken, RefreshTokenId, RevokeReason};
 use sessiond_store::NewRefreshToken;
 
 use super::{Service, ServiceResult, TokenGrant};
+use crate::ratelimit::Policy;
 
 impl Service {
     /// Exchanges a refresh token for a fresh pair. All checks and writes happen in one
@@ -12,6 +13,15 @@ impl Service {
     /// rules allow: one rotation, and the same successor for every racer in the window.
     pub async fn refresh(&self, presented: &str) -> ServiceResult<TokenGrant> {
         let presented = RefreshToken::parse(presented).ok_or(DomainError::RefreshTokenInvalid)?;
+        // Limited per session: find it with a read, outside the write transaction.
+        let known = self
+            .store
+            .refresh_token_by_hash(&presented.hash())
+            .await?
+            .ok_or(DomainError::RefreshTokenInvalid)?;
+        self.limits
+            .hit(Policy::Refresh, &known.session_id.to_string())
+            .await?;
         let now = self.now();
         let mut tx = self.store.begin().await?;
         let token = tx

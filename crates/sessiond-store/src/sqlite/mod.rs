@@ -196,6 +196,32 @@ impl Store for SqliteStore {
         rows.iter().map(rows::signing_key).collect()
     }
 
+    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(created_at) FROM otp_challenges WHERE email = ?")
+                .bind(email)
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_error)?;
+        latest.map(rows::time).transpose()
+    }
+
+    async fn purge_otp_challenges(
+        &self,
+        before: DateTime<Utc>,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM otp_challenges WHERE id IN (SELECT id FROM otp_challenges WHERE expires_at < ? LIMIT ?)",
+        )
+        .bind(ms(before))
+        .bind(i64::from(batch_size))
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         // Each arm is served by its own index; one batch keeps the writer lock short.
         let done = sqlx::query(

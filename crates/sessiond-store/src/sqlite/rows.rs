@@ -100,6 +100,32 @@ pub(super) fn refresh_token(row: &SqliteRow) -> StoreResult<StoredRefreshToken> 
     })
 }
 
+pub(super) fn otp_challenge(
+    row: &SqliteRow,
+) -> StoreResult<(sessiond_core::otp::OtpChallenge, Device)> {
+    let hash: Vec<u8> = get(row, "code_hash")?;
+    let attempts: i64 = get(row, "attempts")?;
+    let device: Option<String> = get(row, "device")?;
+    let device = match device {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("challenge device: {e}")))?,
+        None => Device::default(),
+    };
+    Ok((
+        sessiond_core::otp::OtpChallenge {
+            id: get(row, "id")?,
+            email: get(row, "email")?,
+            code_hash: sessiond_core::TokenHash::from_slice(&hash)
+                .ok_or_else(|| StoreError::Corrupt("code hash is not 32 bytes".into()))?,
+            created_at: time(get(row, "created_at")?)?,
+            expires_at: time(get(row, "expires_at")?)?,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            consumed_at: opt_time(get(row, "consumed_at")?)?,
+        },
+        device,
+    ))
+}
+
 pub(super) fn signing_key(row: &SqliteRow) -> StoreResult<SigningKey> {
     let key = SigningKey::from_pkcs8(
         get(row, "private_pkcs8")?,

@@ -4,14 +4,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
+use sessiond_core::otp::OtpChallenge;
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{
-    AuthMethod, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User, UserId,
+    AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
+    UserId,
 };
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ms};
-use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx};
+use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
 
 pub(super) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
@@ -339,6 +341,155 @@ impl Tx for SqliteTx {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn insert_otp_challenge(&mut self, c: &OtpChallenge, device: &Device) -> StoreResult<()> {
+        let device =
+            serde_json::to_string(device).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, consumed_at, device) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.email)
+        .bind(&c.code_hash.as_bytes()[..])
+        .bind(ms(c.created_at))
+        .bind(ms(c.expires_at))
+        .bind(i64::from(c.attempts))
+        .bind(c.consumed_at.map(ms))
+        .bind(device)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn lock_otp_challenge(
+        &mut self,
+        id: &str,
+    ) -> StoreResult<Option<(OtpChallenge, Device)>> {
+        let row = sqlx::query(
+            "SELECT id, email, code_hash, created_at, expires_at, attempts, consumed_at, device \
+             FROM otp_challenges WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_error)?;
+        row.map(|r| rows::otp_challenge(&r)).transpose()
+    }
+
+    async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = ?")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE otp_challenges SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM otp_challenges WHERE id = ?")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn identity_user(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM identities WHERE provider = ? AND external_id = ?",
+        )
+        .bind(provider)
+        .bind(external_id)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_error)?;
+        found
+            .map(|u| {
+                u.parse()
+                    .map_err(|_| crate::StoreError::Corrupt(format!("bad user id {u:?}")))
+            })
+            .transpose()
+    }
+
+    async fn insert_identity(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO identities (provider, external_id, user_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(provider)
+            .bind(external_id)
+            .bind(user.to_string())
+            .bind(ms(at))
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn user_id_by_email(&mut self, email: &Email) -> StoreResult<Option<UserId>> {
+        let found: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_error)?;
+        found
+            .map(|u| {
+                u.parse()
+                    .map_err(|_| crate::StoreError::Corrupt(format!("bad user id {u:?}")))
+            })
+            .transpose()
+    }
+
+    async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET email = ? WHERE id = ?")
+            .bind(email.as_str())
+            .bind(id.to_string())
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn update_user_profile(
+        &mut self,
+        id: UserId,
+        profile: &UserProfile,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        sqlx::query(
+            "UPDATE users SET name = ?, mobile = ?, profile = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(profile.name.as_deref())
+        .bind(profile.mobile.as_deref())
+        .bind(profile.profile.as_ref().map(|p| p.to_string()))
+        .bind(ms(at))
+        .bind(id.to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        user(self.conn(), id).await
     }
 
     async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()> {

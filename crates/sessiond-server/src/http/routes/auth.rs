@@ -9,7 +9,9 @@ use crate::http::dto::{
     AnonymousSessionRequest, PasswordLoginRequest, RegisterRequest, TokenResponse, check_name,
     device_of,
 };
-use crate::http::extract::{ApiJson, ClientInfo, MaybeBearer, OptionalJson};
+use crate::http::extract::{
+    AnonymousGroup, ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer, OptionalJson,
+};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::auth::Registration;
 
@@ -21,10 +23,12 @@ use crate::service::auth::Registration;
     responses(
         (status = 201, description = "Registered and logged in", body = TokenResponse),
         (status = 409, description = "`CONFLICT`: the email is taken", body = Problem),
+        (status = 429, description = "`RATE_LIMITED`", body = Problem),
         (status = 422, description = "`VALIDATION_ERROR`", body = Problem),
     ))]
 pub async fn register(
     State(state): State<AppState>,
+    _limit: Limited<LoginGroup>,
     MaybeBearer(bearer): MaybeBearer,
     client: ClientInfo,
     ApiJson(body): ApiJson<RegisterRequest>,
@@ -52,10 +56,12 @@ pub async fn register(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "`INVALID_CREDENTIALS` or `USER_INACTIVE`", body = Problem),
         (status = 409, description = "`SESSION_LIMIT_EXCEEDED` (with `sessions`)", body = Problem),
+        (status = 429, description = "`RATE_LIMITED`: per client IP, or failed logins per account", body = Problem),
         (status = 503, description = "`SERVICE_OVERLOADED`: too many logins at once", body = Problem),
     ))]
 pub async fn login_password(
     State(state): State<AppState>,
+    _limit: Limited<LoginGroup>,
     MaybeBearer(bearer): MaybeBearer,
     client: ClientInfo,
     ApiJson(body): ApiJson<PasswordLoginRequest>,
@@ -72,9 +78,13 @@ pub async fn login_password(
 /// Start an anonymous session for a device; a later login on it upgrades it in place.
 #[utoipa::path(post, path = "/v1/sessions/anonymous", tag = "login",
     request_body(content = Option<AnonymousSessionRequest>, description = "May be omitted"),
-    responses((status = 201, description = "Anonymous session created (`user: null`)", body = TokenResponse)))]
+    responses(
+        (status = 201, description = "Anonymous session created (`user: null`)", body = TokenResponse),
+        (status = 429, description = "`RATE_LIMITED`", body = Problem),
+    ))]
 pub async fn create_anonymous(
     State(state): State<AppState>,
+    _limit: Limited<AnonymousGroup>,
     client: ClientInfo,
     OptionalJson(body): OptionalJson<AnonymousSessionRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {

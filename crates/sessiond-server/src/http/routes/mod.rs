@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod exchange;
 pub mod ops;
+pub mod otp;
 pub mod session;
 pub mod tokens;

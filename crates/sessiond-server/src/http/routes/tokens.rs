@@ -10,7 +10,7 @@ use crate::http::dto::{
     IntrospectRequest, IntrospectResponse, RefreshRequest, TokenResponse, ValidateRequest,
     ValidateResponse,
 };
-use crate::http::extract::{AdminKey, ApiJson};
+use crate::http::extract::{AdminKey, ApiJson, Limited, ValidateGroup};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::{Service, Validation};
 
@@ -23,6 +23,7 @@ use crate::service::{Service, Validation};
     responses(
         (status = 200, description = "Rotated pair", body = TokenResponse),
         (status = 401, description = "`REFRESH_TOKEN_INVALID`, `REFRESH_TOKEN_EXPIRED`, `REFRESH_TOKEN_REUSED`, `SESSION_*`, `USER_INACTIVE`", body = Problem),
+        (status = 429, description = "`RATE_LIMITED`: refreshes per session", body = Problem),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -37,9 +38,13 @@ pub async fn refresh(
 /// count as activity.
 #[utoipa::path(post, path = "/v1/token/validate", tag = "tokens",
     request_body = ValidateRequest,
-    responses((status = 200, description = "The verdict", body = ValidateResponse)))]
+    responses(
+        (status = 200, description = "The verdict", body = ValidateResponse),
+        (status = 429, description = "`RATE_LIMITED`", body = Problem),
+    ))]
 pub async fn validate(
     State(state): State<AppState>,
+    _limit: Limited<ValidateGroup>,
     ApiJson(body): ApiJson<ValidateRequest>,
 ) -> Result<Json<ValidateResponse>, ApiError> {
     let answer = match state.service.validate(&body.token).await? {

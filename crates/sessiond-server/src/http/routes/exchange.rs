@@ -1,0 +1,36 @@
+//! Login by a partner app's token.
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::AppState;
+use crate::http::dto::{ExchangeRequest, TokenResponse, device_of};
+use crate::http::extract::{ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer};
+use crate::http::problem::{ApiError, Problem};
+
+/// Exchange a partner app's user token for a session, after the named provider's
+/// identity API vouched for it.
+#[utoipa::path(post, path = "/v1/auth/exchange", tag = "login",
+    request_body = ExchangeRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "`UPSTREAM_REJECTED`: the provider refused the token; `USER_INACTIVE`", body = Problem),
+        (status = 422, description = "`VALIDATION_ERROR`: unknown provider, empty token", body = Problem),
+        (status = 429, description = "`UPSTREAM_RATE_LIMITED` (with the provider's `Retry-After`) or `RATE_LIMITED`", body = Problem),
+        (status = 503, description = "`UPSTREAM_UNAVAILABLE`: the provider failed, timed out or answered garbage", body = Problem),
+    ))]
+pub async fn exchange_token(
+    State(state): State<AppState>,
+    _limit: Limited<LoginGroup>,
+    MaybeBearer(bearer): MaybeBearer,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<ExchangeRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let device = device_of(body.device, &client)?;
+    let upgrade = state.service.upgrade_candidate(bearer.as_deref());
+    let grant = state
+        .service
+        .exchange(&body.provider, &body.token, device, upgrade)
+        .await?;
+    Ok(Json(grant.into()))
+}

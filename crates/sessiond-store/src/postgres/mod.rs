@@ -1,0 +1,287 @@
+//! PostgreSQL, for several sessiond instances sharing one database.
+//!
+//! Atomicity comes from the database: every [`Tx`] is a READ COMMITTED transaction whose
+//! `lock_*` reads take `FOR UPDATE` row locks, so check-and-set sequences on one user,
+//! session or refresh token queue behind each other while unrelated ones run in
+//! parallel. Reads and single-statement writes use the pool directly.
+//!
+//! Every pooled connection runs with a `statement_timeout` (5 s by default), which also
+//! bounds how long a transaction waits for a row lock. Migrations run on a connection of
+//! their own without it, under sqlx's advisory lock, so several instances may run
+//! `sessiond migrate` at once.
+
+mod rows;
+mod tx;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sessiond_core::jwt::SigningKey;
+use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use self::rows::{USER_COLUMNS, db_error, ts};
+use self::tx::Lock;
+use crate::{LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/postgres/migrations");
+
+/// Pool and connection settings. The defaults suit one sessiond instance next to a
+/// PostgreSQL server that serves a few of them.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Most connections this instance holds open.
+    pub max_connections: u32,
+    /// Connections kept open even when idle.
+    pub min_connections: u32,
+    /// How long a request waits for a free connection (including opening a new one)
+    /// before the store reports itself unavailable.
+    pub acquire_timeout: Duration,
+    /// How long [`PostgresStore::connect`] and the migration connection may take to
+    /// connect. Connections the pool opens later are bounded by `acquire_timeout`.
+    pub connect_timeout: Duration,
+    /// The server-side `statement_timeout` of every pooled connection (waiting for a row
+    /// lock counts); `None` leaves the server's setting.
+    pub statement_timeout: Option<Duration>,
+    /// Idle connections above `min_connections` are closed after this long.
+    pub idle_timeout: Option<Duration>,
+    /// Connections are replaced after this long, so server-side changes (failover,
+    /// settings) reach every connection eventually.
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Some(Duration::from_secs(5)),
+            idle_timeout: Some(Duration::from_secs(10 * 60)),
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
+        }
+    }
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// For the migration connection: the URL's options, without a statement timeout.
+    migrate_options: PgConnectOptions,
+    connect_timeout: Duration,
+    /// `host:port/database`, for error messages (never the password).
+    target: String,
+}
+
+impl PostgresStore {
+    /// Connects to a `postgres://` or `postgresql://` URL, failing if the server does not
+    /// answer within `options.connect_timeout`. Does not migrate.
+    pub async fn connect(url: &str, options: PostgresOptions) -> StoreResult<Self> {
+        let mut base = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        if base.get_application_name().is_none() {
+            base = base.application_name("sessiond");
+        }
+        let target = format!(
+            "{}:{}/{}",
+            base.get_host(),
+            base.get_port(),
+            base.get_database().unwrap_or(base.get_username())
+        );
+        let pooled = match options.statement_timeout {
+            // Sent in the startup packet: no extra round trip per connection.
+            Some(limit) => base
+                .clone()
+                .options([("statement_timeout", format!("{}ms", limit.as_millis()))]),
+            None => base.clone(),
+        };
+        let migrate_options = base.options([("statement_timeout", "0")]);
+
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(options.idle_timeout)
+            .max_lifetime(options.max_lifetime)
+            .connect_with(pooled);
+        let pool = tokio::time::timeout(options.connect_timeout, pool)
+            .await
+            .map_err(|_| timed_out(&target, options.connect_timeout))?
+            .map_err(|e| at(&target, e))?;
+        Ok(Self {
+            pool,
+            migrate_options,
+            connect_timeout: options.connect_timeout,
+            target,
+        })
+    }
+}
+
+fn timed_out(target: &str, after: Duration) -> StoreError {
+    StoreError::Unavailable(format!(
+        "PostgreSQL at {target} did not answer within {after:?}"
+    ))
+}
+
+/// [`db_error`], naming the server for connection failures.
+fn at(target: &str, e: sqlx::Error) -> StoreError {
+    match db_error(e) {
+        StoreError::Unavailable(why) => {
+            StoreError::Unavailable(format!("PostgreSQL at {target}: {why}"))
+        }
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        // A connection of its own (a pool of one, closed afterwards): waiting for another
+        // instance's migration lock, or a long migration, must not hit the pool's
+        // statement timeout.
+        let conn = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.connect_timeout)
+            .connect_with(self.migrate_options.clone());
+        let conn = tokio::time::timeout(self.connect_timeout, conn)
+            .await
+            .map_err(|_| timed_out(&self.target, self.connect_timeout))?
+            .map_err(|e| at(&self.target, e))?;
+        // `run` holds a PostgreSQL advisory lock while it migrates.
+        let result = MIGRATOR
+            .run(&conn)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()));
+        conn.close().await;
+        result
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(db_error)?;
+        Ok(Box::new(tx::PostgresTx::new(tx)))
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        tx::user(&self.pool, id, Lock::None).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
+        let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = $1");
+        let row = sqlx::query(&sql)
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(user) = rows::joined_user(&row)? else {
+            return Ok(None);
+        };
+        let password_hash = sqlx::Row::try_get(&row, "password_hash").map_err(db_error)?;
+        Ok(Some(UserCredentials {
+            user,
+            password_hash,
+        }))
+    }
+
+    async fn session_with_user(
+        &self,
+        id: SessionId,
+    ) -> StoreResult<Option<(Session, Option<User>)>> {
+        tx::session_with_user(&self.pool, id, Lock::None).await
+    }
+
+    async fn live_sessions_for_user(
+        &self,
+        user: UserId,
+        window: LiveWindow,
+    ) -> StoreResult<Vec<Session>> {
+        let mut sessions = tx::live_sessions_for_user(&self.pool, user, window).await?;
+        sessions.reverse();
+        Ok(sessions)
+    }
+
+    async fn session_data(&self, id: SessionId) -> StoreResult<Option<serde_json::Value>> {
+        let data: Option<Option<String>> =
+            sqlx::query_scalar("SELECT data::text FROM sessions WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        match data {
+            None => Ok(None),
+            Some(None) => Ok(Some(serde_json::json!({}))),
+            Some(Some(text)) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("session data: {e}"))),
+        }
+    }
+
+    async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
+        )
+        .bind(ts(at))
+        .bind(id.as_uuid())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StoredRefreshToken>> {
+        tx::refresh_token_by_hash(&self.pool, hash, Lock::None).await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, private_pkcs8, created_at, retired_at FROM signing_keys \
+             ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(rows::signing_key).collect()
+    }
+
+    async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
+        // Each arm walks its own index and stops after one batch, so a large backlog
+        // costs at most three batches of index entries per call; UNION counts a session
+        // that ended several ways once. Refresh tokens go by ON DELETE CASCADE.
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN (
+                 (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $3)
+                 UNION (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $3)
+                 UNION (SELECT id FROM sessions WHERE last_active_at < $2 LIMIT $3)
+                 LIMIT $3)",
+        )
+        .bind(ts(before.ended_before))
+        .bind(ts(before.idle_before))
+        .bind(i64::from(before.batch_size))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+}

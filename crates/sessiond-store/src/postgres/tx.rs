@@ -1,0 +1,414 @@
+//! The PostgreSQL write transaction: READ COMMITTED plus row locks. Statements that both
+//! the pool (reads) and a transaction need are written once here, generic over the
+//! executor.
+//!
+//! Every `lock_*` method takes `FOR UPDATE` on the row it reads, so a check-and-set that
+//! starts with it (session limits after `lock_user`, rotation after `lock_refresh_token`)
+//! cannot interleave with another one on the same row. Each later statement of a READ
+//! COMMITTED transaction takes a fresh snapshot, so once the lock is granted it sees
+//! everything the previous holder committed.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sessiond_core::jwt::SigningKey;
+use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::{
+    AuthMethod, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User, UserId,
+};
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts};
+use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx};
+
+pub(super) struct PostgresTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl PostgresTx {
+    pub(super) fn new(tx: Transaction<'static, Postgres>) -> Self {
+        Self { tx }
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+/// Whether a read takes row locks (inside a transaction) or not (a plain read).
+#[derive(Clone, Copy)]
+pub(super) enum Lock {
+    None,
+    ForUpdate,
+}
+
+pub(super) async fn session_with_user<'e, E>(
+    exec: E,
+    id: SessionId,
+    lock: Lock,
+) -> StoreResult<Option<(Session, Option<User>)>>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    // `OF s`: lock the session only; the user row is locked by `lock_user` when needed
+    // (and FOR UPDATE cannot apply to the nullable side of an outer join anyway).
+    let suffix = match lock {
+        Lock::None => "",
+        Lock::ForUpdate => " FOR UPDATE OF s",
+    };
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS}, {USER_COLUMNS} FROM sessions s \
+         LEFT JOIN users u ON u.id = s.user_id WHERE s.id = $1{suffix}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(id.as_uuid())
+        .fetch_optional(exec)
+        .await
+        .map_err(db_error)?;
+    row.map(|r| Ok((rows::session(&r)?, rows::joined_user(&r)?)))
+        .transpose()
+}
+
+/// Oldest first (ties by id, as SQLite orders its text ids).
+pub(super) async fn live_sessions_for_user<'e, E>(
+    exec: E,
+    user: UserId,
+    window: LiveWindow,
+) -> StoreResult<Vec<Session>>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions s \
+         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+         AND s.last_active_at > $3 \
+         ORDER BY s.created_at, s.id"
+    );
+    let found = sqlx::query(&sql)
+        .bind(user.as_uuid())
+        .bind(ts(window.now))
+        .bind(ts(window.idle_cutoff))
+        .fetch_all(exec)
+        .await
+        .map_err(db_error)?;
+    found.iter().map(rows::session).collect()
+}
+
+pub(super) async fn refresh_token_by_hash<'e, E>(
+    exec: E,
+    hash: &TokenHash,
+    lock: Lock,
+) -> StoreResult<Option<StoredRefreshToken>>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    let suffix = match lock {
+        Lock::None => "",
+        Lock::ForUpdate => " FOR UPDATE",
+    };
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1{suffix}");
+    let row = sqlx::query(&sql)
+        .bind(&hash.as_bytes()[..])
+        .fetch_optional(exec)
+        .await
+        .map_err(db_error)?;
+    row.map(|r| rows::refresh_token(&r)).transpose()
+}
+
+pub(super) async fn user<'e, E>(exec: E, id: UserId, lock: Lock) -> StoreResult<Option<User>>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    let suffix = match lock {
+        Lock::None => "",
+        Lock::ForUpdate => " FOR UPDATE",
+    };
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1{suffix}");
+    let row = sqlx::query(&sql)
+        .bind(id.as_uuid())
+        .fetch_optional(exec)
+        .await
+        .map_err(db_error)?;
+    row.map(|r| rows::joined_user(&r))
+        .transpose()
+        .map(Option::flatten)
+}
+
+#[async_trait]
+impl Tx for PostgresTx {
+    async fn insert_user(&mut self, new: &NewUser) -> StoreResult<User> {
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, true, $5, $5)",
+        )
+        .bind(new.id.as_uuid())
+        .bind(new.email.as_ref().map(|e| e.as_str()))
+        .bind(new.name.as_deref())
+        .bind(new.password_hash.as_deref())
+        .bind(ts(new.created_at))
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(User {
+            id: new.id,
+            email: new.email.clone(),
+            name: new.name.clone(),
+            active: true,
+            created_at: new.created_at,
+        })
+    }
+
+    async fn lock_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
+        // Concurrent logins of one user queue here until this transaction ends.
+        user(self.conn(), id, Lock::ForUpdate).await
+    }
+
+    async fn set_user_active(
+        &mut self,
+        id: UserId,
+        active: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "UPDATE users u SET active = $1, updated_at = $2 WHERE u.id = $3 RETURNING {USER_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(active)
+            .bind(ts(at))
+            .bind(id.as_uuid())
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_error)?;
+        row.map(|r| rows::joined_user(&r))
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    async fn lock_session(
+        &mut self,
+        id: SessionId,
+    ) -> StoreResult<Option<(Session, Option<User>)>> {
+        session_with_user(self.conn(), id, Lock::ForUpdate).await
+    }
+
+    async fn live_sessions_for_user(
+        &mut self,
+        user: UserId,
+        window: LiveWindow,
+    ) -> StoreResult<Vec<Session>> {
+        live_sessions_for_user(self.conn(), user, window).await
+    }
+
+    async fn insert_session(&mut self, s: &NewSession) -> StoreResult<()> {
+        let data = s.data.as_ref().map(|d| d.to_string());
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, auth_method, created_at, last_active_at, \
+             expires_at, device_id, user_agent, ip, label, data) \
+             VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10::json)",
+        )
+        .bind(s.id.as_uuid())
+        .bind(s.user_id.map(|u| u.as_uuid()))
+        .bind(s.auth_method.as_string())
+        .bind(ts(s.created_at))
+        .bind(ts(s.expires_at))
+        .bind(s.device.device_id.as_deref())
+        .bind(s.device.user_agent.as_deref())
+        .bind(s.device.ip.as_deref())
+        .bind(s.device.label.as_deref())
+        .bind(data)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn bind_session(
+        &mut self,
+        id: SessionId,
+        user: UserId,
+        method: &AuthMethod,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET user_id = $1, auth_method = $2, \
+             last_active_at = GREATEST(last_active_at, $3) WHERE id = $4",
+        )
+        .bind(user.as_uuid())
+        .bind(method.as_string())
+        .bind(ts(at))
+        .bind(id.as_uuid())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn set_last_active(&mut self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
+        )
+        .bind(ts(at))
+        .bind(id.as_uuid())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn set_session_data(
+        &mut self,
+        id: SessionId,
+        data: &serde_json::Value,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE sessions SET data = $1::json WHERE id = $2")
+            .bind(data.to_string())
+            .bind(id.as_uuid())
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_sessions(
+        &mut self,
+        targets: &[SessionId],
+        reason: RevokeReason,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Uuid> = targets.iter().map(SessionId::as_uuid).collect();
+        let done: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE id = ANY($3) AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(ts(at))
+        .bind(reason.as_str())
+        .bind(&wanted)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_error)?;
+        // Report them in the order asked, each once, as the SQLite backend does.
+        let mut done: HashSet<Uuid> = done.into_iter().collect();
+        Ok(targets
+            .iter()
+            .filter(|id| done.remove(&id.as_uuid()))
+            .copied()
+            .collect())
+    }
+
+    async fn revoke_user_sessions(
+        &mut self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        let revoked: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL AND id IS DISTINCT FROM $4 RETURNING id",
+        )
+        .bind(ts(at))
+        .bind(reason.as_str())
+        .bind(user.as_uuid())
+        .bind(keep.map(|k| k.as_uuid()))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(revoked.into_iter().map(SessionId::from_uuid).collect())
+    }
+
+    async fn lock_refresh_token(
+        &mut self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StoredRefreshToken>> {
+        refresh_token_by_hash(self.conn(), hash, Lock::ForUpdate).await
+    }
+
+    async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {
+        let rotated: Option<bool> =
+            sqlx::query_scalar("SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(self.conn())
+                .await
+                .map_err(db_error)?;
+        Ok(rotated == Some(true))
+    }
+
+    async fn insert_refresh_token(&mut self, t: &NewRefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(t.id.as_uuid())
+        .bind(t.session_id.as_uuid())
+        .bind(&t.hash.as_bytes()[..])
+        .bind(ts(t.created_at))
+        .bind(ts(t.expires_at))
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn mark_refresh_token_rotated(
+        &mut self,
+        id: RefreshTokenId,
+        at: DateTime<Utc>,
+        successor: RefreshTokenId,
+        sealed: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1, successor_id = $2, successor_sealed = $3 \
+             WHERE id = $4",
+        )
+        .bind(ts(at))
+        .bind(successor.as_uuid())
+        .bind(sealed)
+        .bind(id.as_uuid())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn delete_refresh_tokens(&mut self, session: SessionId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1")
+            .bind(session.as_uuid())
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_pkcs8, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.kid)
+        .bind(&key.pkcs8)
+        .bind(ts(key.created_at))
+        .bind(key.retired_at.map(ts))
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn retire_signing_keys(&mut self, at: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(ts(at))
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db_error)
+    }
+}
