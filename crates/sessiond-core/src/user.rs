@@ -12,4 +12,8 @@ pub struct User {
     pub name: Option<String>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
+    /// As vouched for by an identity provider (token exchange).
+    pub mobile: Option<String>,
+    /// Whatever profile JSON an identity provider vouched for.
+    pub profile: Option<serde_json::Value>,
 }

@@ -293,6 +293,8 @@ pub async fn users_round_trip(store: &dyn Store) {
             name: new.name.clone(),
             active: true,
             created_at: t0(),
+            mobile: None,
+            profile: None,
         },
         "insert_user returns the new user, active"
     );

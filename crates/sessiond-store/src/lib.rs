@@ -81,12 +81,6 @@ pub struct UserProfile {
     pub profile: Option<serde_json::Value>,
 }
 
-fn unsupported<T>(what: &str) -> StoreResult<T> {
-    Err(StoreError::Unavailable(format!(
-        "{what} is not supported by this storage backend"
-    )))
-}
-
 /// Which sessions count as live at an instant: not revoked, before their absolute end,
 /// and active since `idle_cutoff` (as far as storage knows).
 #[derive(Debug, Clone, Copy)]
@@ -150,20 +144,14 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64>;
 
     /// When the address's newest one-time-code challenge was created.
-    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        let _ = email;
-        unsupported("one-time codes")
-    }
+    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>>;
 
     /// Deletes one batch of challenges that expired before `before`.
     async fn purge_otp_challenges(
         &self,
         before: DateTime<Utc>,
         batch_size: u32,
-    ) -> StoreResult<u64> {
-        let _ = (before, batch_size);
-        unsupported("one-time codes")
-    }
+    ) -> StoreResult<u64>;
 }
 
 /// One atomic unit of writes. Every read inside sees the transaction's own writes, and
@@ -243,68 +231,36 @@ pub trait Tx: Send {
         &mut self,
         challenge: &OtpChallenge,
         device: &Device,
-    ) -> StoreResult<()> {
-        let _ = (challenge, device);
-        unsupported("one-time codes")
-    }
+    ) -> StoreResult<()>;
     /// The challenge (locked until commit) and the device it was requested from.
-    async fn lock_otp_challenge(
-        &mut self,
-        id: &str,
-    ) -> StoreResult<Option<(OtpChallenge, Device)>> {
-        let _ = id;
-        unsupported("one-time codes")
-    }
-    async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()> {
-        let _ = id;
-        unsupported("one-time codes")
-    }
-    async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        let _ = (id, at);
-        unsupported("one-time codes")
-    }
-    async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()> {
-        let _ = id;
-        unsupported("one-time codes")
-    }
+    async fn lock_otp_challenge(&mut self, id: &str)
+    -> StoreResult<Option<(OtpChallenge, Device)>>;
+    async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()>;
+    async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()>;
 
     /// The user linked to an external identity.
     async fn identity_user(
         &mut self,
         provider: &str,
         external_id: &str,
-    ) -> StoreResult<Option<UserId>> {
-        let _ = (provider, external_id);
-        unsupported("identities")
-    }
+    ) -> StoreResult<Option<UserId>>;
     async fn insert_identity(
         &mut self,
         provider: &str,
         external_id: &str,
         user: UserId,
         at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let _ = (provider, external_id, user, at);
-        unsupported("identities")
-    }
-    async fn user_id_by_email(&mut self, email: &Email) -> StoreResult<Option<UserId>> {
-        let _ = email;
-        unsupported("identities")
-    }
-    async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()> {
-        let _ = (id, email);
-        unsupported("identities")
-    }
+    ) -> StoreResult<()>;
+    async fn user_id_by_email(&mut self, email: &Email) -> StoreResult<Option<UserId>>;
+    async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()>;
     /// Replaces name, mobile and profile; returns the updated user.
     async fn update_user_profile(
         &mut self,
         id: UserId,
         profile: &UserProfile,
         at: DateTime<Utc>,
-    ) -> StoreResult<Option<User>> {
-        let _ = (id, profile, at);
-        unsupported("identities")
-    }
+    ) -> StoreResult<Option<User>>;
 
     async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()>;
     /// Retires every active key; returns how many.

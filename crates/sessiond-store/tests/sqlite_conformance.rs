@@ -94,4 +94,16 @@ impl Store for TempSqlite {
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         self.store.purge_ended_sessions(before).await
     }
+
+    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        self.store.latest_otp_challenge_at(email).await
+    }
+
+    async fn purge_otp_challenges(
+        &self,
+        before: DateTime<Utc>,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
+        self.store.purge_otp_challenges(before, batch_size).await
+    }
 }

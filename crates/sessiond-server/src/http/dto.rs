@@ -181,6 +181,13 @@ pub struct UserView {
     pub name: Option<String>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
+    /// From an identity provider, when one vouched for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+    /// Profile JSON from an identity provider, when one vouched for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub profile: Option<serde_json::Value>,
 }
 
 impl From<&User> for UserView {
@@ -191,6 +198,8 @@ impl From<&User> for UserView {
             name: u.name.clone(),
             active: u.active,
             created_at: u.created_at,
+            mobile: u.mobile.clone(),
+            profile: u.profile.clone(),
         }
     }
 }

@@ -265,6 +265,31 @@ impl Store for PostgresStore {
         rows.iter().map(rows::signing_key).collect()
     }
 
+    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        sqlx::query_scalar("SELECT MAX(created_at) FROM otp_challenges WHERE email = $1")
+            .bind(email)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn purge_otp_challenges(
+        &self,
+        before: DateTime<Utc>,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM otp_challenges WHERE id IN \
+             (SELECT id FROM otp_challenges WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(ts(before))
+        .bind(i64::from(batch_size))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         // Each arm walks its own index and stops after one batch, so a large backlog
         // costs at most three batches of index entries per call; UNION counts a session

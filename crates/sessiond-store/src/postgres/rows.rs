@@ -18,7 +18,8 @@ pub(super) const SESSION_COLUMNS: &str = "s.id, s.user_id, s.auth_method, s.crea
      s.user_agent, s.ip, s.label";
 
 pub(super) const USER_COLUMNS: &str = "u.id AS u_id, u.email AS u_email, u.name AS u_name, \
-     u.active AS u_active, u.created_at AS u_created_at";
+     u.active AS u_active, u.created_at AS u_created_at, u.mobile AS u_mobile, \
+     u.profile AS u_profile";
 
 pub(super) const TOKEN_COLUMNS: &str =
     "id, session_id, created_at, expires_at, rotated_at, successor_id, successor_sealed";
@@ -75,7 +76,15 @@ pub(super) fn joined_user(row: &PgRow) -> StoreResult<Option<User>> {
         return Ok(None);
     };
     let email: Option<String> = get(row, "u_email")?;
+    let profile: Option<String> = get(row, "u_profile")?;
+    let profile = profile
+        .map(|p| {
+            serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("user profile: {e}")))
+        })
+        .transpose()?;
     Ok(Some(User {
+        mobile: get(row, "u_mobile")?,
+        profile,
         id: UserId::from_uuid(id),
         email: email.map(Email::from_stored),
         name: get(row, "u_name")?,
@@ -95,6 +104,32 @@ pub(super) fn refresh_token(row: &PgRow) -> StoreResult<StoredRefreshToken> {
         successor_id: successor.map(RefreshTokenId::from_uuid),
         successor_sealed: get(row, "successor_sealed")?,
     })
+}
+
+pub(super) fn otp_challenge(
+    row: &PgRow,
+) -> StoreResult<(sessiond_core::otp::OtpChallenge, Device)> {
+    let hash: Vec<u8> = get(row, "code_hash")?;
+    let attempts: i32 = get(row, "attempts")?;
+    let device: Option<String> = get(row, "device")?;
+    let device = match device {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("challenge device: {e}")))?,
+        None => Device::default(),
+    };
+    Ok((
+        sessiond_core::otp::OtpChallenge {
+            id: get(row, "id")?,
+            email: get(row, "email")?,
+            code_hash: sessiond_core::TokenHash::from_slice(&hash)
+                .ok_or_else(|| StoreError::Corrupt("code hash is not 32 bytes".into()))?,
+            created_at: get(row, "created_at")?,
+            expires_at: get(row, "expires_at")?,
+            attempts: u32::try_from(attempts).unwrap_or(0),
+            consumed_at: get(row, "consumed_at")?,
+        },
+        device,
+    ))
 }
 
 pub(super) fn signing_key(row: &PgRow) -> StoreResult<SigningKey> {

@@ -13,15 +13,17 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
+use sessiond_core::otp::OtpChallenge;
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{
-    AuthMethod, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User, UserId,
+    AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
+    UserId,
 };
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts};
-use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx};
+use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
 
 pub(super) struct PostgresTx {
     tx: Transaction<'static, Postgres>,
@@ -157,6 +159,8 @@ impl Tx for PostgresTx {
             name: new.name.clone(),
             active: true,
             created_at: new.created_at,
+            mobile: None,
+            profile: None,
         })
     }
 
@@ -382,6 +386,145 @@ impl Tx for PostgresTx {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn insert_otp_challenge(&mut self, c: &OtpChallenge, device: &Device) -> StoreResult<()> {
+        let device =
+            serde_json::to_string(device).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, consumed_at, device) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&c.id)
+        .bind(&c.email)
+        .bind(&c.code_hash.as_bytes()[..])
+        .bind(ts(c.created_at))
+        .bind(ts(c.expires_at))
+        .bind(i32::try_from(c.attempts).unwrap_or(i32::MAX))
+        .bind(c.consumed_at.map(ts))
+        .bind(device)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn lock_otp_challenge(
+        &mut self,
+        id: &str,
+    ) -> StoreResult<Option<(OtpChallenge, Device)>> {
+        let row = sqlx::query(
+            "SELECT id, email, code_hash, created_at, expires_at, attempts, consumed_at, device \
+             FROM otp_challenges WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_error)?;
+        row.map(|r| rows::otp_challenge(&r)).transpose()
+    }
+
+    async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE otp_challenges SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL",
+        )
+        .bind(ts(at))
+        .bind(id)
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM otp_challenges WHERE id = $1")
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn identity_user(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let found: Option<Uuid> = sqlx::query_scalar(
+            "SELECT user_id FROM identities WHERE provider = $1 AND external_id = $2 FOR UPDATE",
+        )
+        .bind(provider)
+        .bind(external_id)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(found.map(UserId::from_uuid))
+    }
+
+    async fn insert_identity(
+        &mut self,
+        provider: &str,
+        external_id: &str,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO identities (provider, external_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(provider)
+            .bind(external_id)
+            .bind(user.as_uuid())
+            .bind(ts(at))
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn user_id_by_email(&mut self, email: &Email) -> StoreResult<Option<UserId>> {
+        let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(found.map(UserId::from_uuid))
+    }
+
+    async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
+            .bind(email.as_str())
+            .bind(id.as_uuid())
+            .execute(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn update_user_profile(
+        &mut self,
+        id: UserId,
+        profile: &UserProfile,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        sqlx::query(
+            "UPDATE users SET name = $1, mobile = $2, profile = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(profile.name.as_deref())
+        .bind(profile.mobile.as_deref())
+        .bind(profile.profile.as_ref().map(|p| p.to_string()))
+        .bind(ts(at))
+        .bind(id.as_uuid())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
+        user(self.conn(), id, Lock::None).await
     }
 
     async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()> {

@@ -16,7 +16,8 @@ pub(super) const SESSION_COLUMNS: &str = "s.id, s.user_id, s.auth_method, s.crea
      s.user_agent, s.ip, s.label";
 
 pub(super) const USER_COLUMNS: &str = "u.id AS u_id, u.email AS u_email, u.name AS u_name, \
-     u.active AS u_active, u.created_at AS u_created_at";
+     u.active AS u_active, u.created_at AS u_created_at, u.mobile AS u_mobile, \
+     u.profile AS u_profile";
 
 pub(super) const TOKEN_COLUMNS: &str =
     "id, session_id, created_at, expires_at, rotated_at, successor_id, successor_sealed";
@@ -76,7 +77,15 @@ pub(super) fn joined_user(row: &SqliteRow) -> StoreResult<Option<User>> {
         return Ok(None);
     };
     let email: Option<String> = get(row, "u_email")?;
+    let profile: Option<String> = get(row, "u_profile")?;
+    let profile = profile
+        .map(|p| {
+            serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("user profile: {e}")))
+        })
+        .transpose()?;
     Ok(Some(User {
+        mobile: get(row, "u_mobile")?,
+        profile,
         id: parse("user id", &id)?,
         email: email.map(Email::from_stored),
         name: get(row, "u_name")?,

@@ -134,6 +134,8 @@ impl Tx for SqliteTx {
             name: new.name.clone(),
             active: true,
             created_at: new.created_at,
+            mobile: None,
+            profile: None,
         })
     }
 
