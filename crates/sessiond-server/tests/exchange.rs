@@ -294,3 +294,23 @@ async fn a_missing_variable_fails_the_start_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn the_shipped_rapido_example_is_a_valid_configuration() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rapido.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config: sessiond_server::Config =
+        toml::from_str(&text).expect("the example parses as a full configuration");
+    config.validate().unwrap();
+    let rapido = &config.exchange.providers["rapido"];
+    assert_eq!(rapido.timeout, Duration::from_secs(10));
+    assert_eq!(rapido.response.user_id, "/data/user/id");
+    let with_vars = |v: &str| {
+        matches!(v, "RAPIDO_CLIENT_KEY" | "RAPIDO_CLIENT_ID").then(|| format!("value-of-{v}"))
+    };
+    assert!(sessiond_server::exchange::Exchange::new(&config.exchange, with_vars).is_ok());
+    let Err(err) = sessiond_server::exchange::Exchange::new(&config.exchange, |_| None) else {
+        panic!("missing variables must fail");
+    };
+    assert!(err.to_string().contains("RAPIDO_CLIENT_KEY"), "{err}");
+}

@@ -63,11 +63,12 @@ async fn keys(command: KeysCommand, config: Config) -> anyhow::Result<()> {
             if keys.is_empty() {
                 println!("no signing keys yet: `sessiond serve` creates one on first start");
             }
-            let ttl = config.policy().access_token_ttl;
+            let window =
+                sessiond_server::keys::verification_window(config.policy().access_token_ttl);
             for key in keys {
                 let status = match key.retired_at {
                     None => "active".to_owned(),
-                    Some(at) if at + ttl > now => {
+                    Some(at) if at + window > now => {
                         format!("retired {} (still verifying)", at.to_rfc3339())
                     }
                     Some(at) => format!("retired {}", at.to_rfc3339()),
@@ -82,7 +83,7 @@ async fn keys(command: KeysCommand, config: Config) -> anyhow::Result<()> {
         KeysCommand::Rotate => {
             let key = sessiond_server::keys::rotate(store.as_ref(), now).await?;
             println!(
-                "new signing key {}; previous keys keep verifying for one access-token lifetime. \
+                "new signing key {}; previous keys keep verifying until their tokens have expired. \
                  Running instances pick it up within a minute.",
                 key.kid
             );

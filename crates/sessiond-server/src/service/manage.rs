@@ -165,6 +165,16 @@ impl Service {
             }
             tokio::task::yield_now().await;
         }
+        // Challenges are only needed until they expire (and for the resend cooldown).
+        let otp_before = now - chrono::Duration::days(1);
+        while self
+            .store
+            .purge_otp_challenges(otp_before, PURGE_BATCH)
+            .await?
+            == u64::from(PURGE_BATCH)
+        {
+            tokio::task::yield_now().await;
+        }
         self.activity.prune(self.policy.idle_cutoff(now));
         metrics::counter!("sessiond_sessions_purged_total").increment(deleted);
         Ok(deleted)
