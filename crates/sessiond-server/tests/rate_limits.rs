@@ -7,221 +7,223 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 
-#[tokio::test]
-async fn anonymous_sessions_are_limited_per_ip_with_rate_limit_headers() {
-    let app = spawn_app().await;
-    for _ in 0..10 {
+backend_suite! {
+    #[tokio::test]
+    async fn anonymous_sessions_are_limited_per_ip_with_rate_limit_headers() {
+        let app = spawn_app().await;
+        for _ in 0..10 {
+            app.post("/v1/sessions/anonymous", json!({})).await.ok(201);
+        }
+        let reply = app.post("/v1/sessions/anonymous", json!({})).await;
+        let body = reply.problem(429, "RATE_LIMITED");
+        let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&retry));
+        assert_eq!(body["retry_after"], retry);
+        assert_eq!(
+            reply.header("ratelimit-policy"),
+            Some(r#""anonymous";q=10;w=3600"#)
+        );
+        assert_eq!(
+            reply.header("ratelimit"),
+            Some(format!(r#""anonymous";r=0;t={retry}"#).as_str())
+        );
+        // The window passes.
+        app.clock.advance(Duration::seconds(retry as i64));
         app.post("/v1/sessions/anonymous", json!({})).await.ok(201);
     }
-    let reply = app.post("/v1/sessions/anonymous", json!({})).await;
-    let body = reply.problem(429, "RATE_LIMITED");
-    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=3600).contains(&retry));
-    assert_eq!(body["retry_after"], retry);
-    assert_eq!(
-        reply.header("ratelimit-policy"),
-        Some(r#""anonymous";q=10;w=3600"#)
-    );
-    assert_eq!(
-        reply.header("ratelimit"),
-        Some(format!(r#""anonymous";r=0;t={retry}"#).as_str())
-    );
-    // The window passes.
-    app.clock.advance(Duration::seconds(retry as i64));
-    app.post("/v1/sessions/anonymous", json!({})).await.ok(201);
-}
 
-#[tokio::test]
-async fn logins_are_limited_per_ip_across_login_routes() {
-    let app = spawn_with(|c| c.rate_limits.login = "5/15m".parse().unwrap()).await;
-    let email = unique_email();
-    app.register(&email).await;
-    for _ in 0..3 {
-        app.login(&email).await.ok(200);
-    }
-    app.post("/v1/auth/otp", json!({"email": unique_email()}))
+    #[tokio::test]
+    async fn logins_are_limited_per_ip_across_login_routes() {
+        let app = spawn_with(|c| c.rate_limits.login = "5/15m".parse().unwrap()).await;
+        let email = unique_email();
+        app.register(&email).await;
+        for _ in 0..3 {
+            app.login(&email).await.ok(200);
+        }
+        app.post("/v1/auth/otp", json!({"email": unique_email()}))
+            .await
+            .ok(202);
+        let reply = app.login(&email).await;
+        reply.problem(429, "RATE_LIMITED");
+        assert_eq!(
+            reply.header("ratelimit-policy"),
+            Some(r#""login";q=5;w=900"#)
+        );
+        app.post(
+            "/v1/auth/otp/verify",
+            json!({"challenge_id": "x", "code": "1"}),
+        )
         .await
-        .ok(202);
-    let reply = app.login(&email).await;
-    reply.problem(429, "RATE_LIMITED");
-    assert_eq!(
-        reply.header("ratelimit-policy"),
-        Some(r#""login";q=5;w=900"#)
-    );
-    app.post(
-        "/v1/auth/otp/verify",
-        json!({"challenge_id": "x", "code": "1"}),
-    )
-    .await
-    .problem(429, "RATE_LIMITED");
-    app.post(
-        "/v1/users",
-        json!({"email": unique_email(), "password": PASSWORD}),
-    )
-    .await
-    .problem(429, "RATE_LIMITED");
-}
+        .problem(429, "RATE_LIMITED");
+        app.post(
+            "/v1/users",
+            json!({"email": unique_email(), "password": PASSWORD}),
+        )
+        .await
+        .problem(429, "RATE_LIMITED");
+    }
 
-#[tokio::test]
-async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
-    let app = spawn_with(|c| c.rate_limits.anonymous = "2/1h".parse().unwrap()).await;
-    for i in 0..2 {
+    #[tokio::test]
+    async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
+        let app = spawn_with(|c| c.rate_limits.anonymous = "2/1h".parse().unwrap()).await;
+        for i in 0..2 {
+            let reply = app
+                .client
+                .post(format!("{}/v1/sessions/anonymous", app.base))
+                .header("x-forwarded-for", format!("203.0.113.{i}"))
+                .header("forwarded", format!("for=198.51.100.{i}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 201);
+            let body: serde_json::Value = reply.json().await.unwrap();
+            assert_eq!(
+                body["session"]["device"]["ip"], "127.0.0.1",
+                "the socket address is recorded"
+            );
+        }
         let reply = app
             .client
             .post(format!("{}/v1/sessions/anonymous", app.base))
-            .header("x-forwarded-for", format!("203.0.113.{i}"))
-            .header("forwarded", format!("for=198.51.100.{i}"))
+            .header("x-forwarded-for", "203.0.113.99")
             .send()
             .await
             .unwrap();
-        assert_eq!(reply.status(), 201);
-        let body: serde_json::Value = reply.json().await.unwrap();
+        assert_eq!(reply.status(), 429);
+    }
+
+    #[tokio::test]
+    async fn a_trusted_proxy_forwards_the_client_address() {
+        let app = spawn_with(|c| {
+            c.rate_limits.anonymous = "2/1h".parse().unwrap();
+            c.trusted_proxies = vec!["127.0.0.1".into()];
+        })
+        .await;
+        let create = |ip: &'static str| {
+            app.client
+                .post(format!("{}/v1/sessions/anonymous", app.base))
+                .header("x-forwarded-for", ip)
+                .send()
+        };
+        for _ in 0..2 {
+            let reply = create("203.0.113.7").await.unwrap();
+            assert_eq!(reply.status(), 201);
+            let body: serde_json::Value = reply.json().await.unwrap();
+            assert_eq!(body["session"]["device"]["ip"], "203.0.113.7");
+        }
+        assert_eq!(create("203.0.113.7").await.unwrap().status(), 429);
         assert_eq!(
-            body["session"]["device"]["ip"], "127.0.0.1",
-            "the socket address is recorded"
+            create("203.0.113.8").await.unwrap().status(),
+            201,
+            "another client has its own budget"
         );
     }
-    let reply = app
-        .client
-        .post(format!("{}/v1/sessions/anonymous", app.base))
-        .header("x-forwarded-for", "203.0.113.99")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 429);
-}
 
-#[tokio::test]
-async fn a_trusted_proxy_forwards_the_client_address() {
-    let app = spawn_with(|c| {
-        c.rate_limits.anonymous = "2/1h".parse().unwrap();
-        c.trusted_proxies = vec!["127.0.0.1".into()];
-    })
-    .await;
-    let create = |ip: &'static str| {
-        app.client
-            .post(format!("{}/v1/sessions/anonymous", app.base))
-            .header("x-forwarded-for", ip)
-            .send()
-    };
-    for _ in 0..2 {
-        let reply = create("203.0.113.7").await.unwrap();
-        assert_eq!(reply.status(), 201);
-        let body: serde_json::Value = reply.json().await.unwrap();
-        assert_eq!(body["session"]["device"]["ip"], "203.0.113.7");
-    }
-    assert_eq!(create("203.0.113.7").await.unwrap().status(), 429);
-    assert_eq!(
-        create("203.0.113.8").await.unwrap().status(),
-        201,
-        "another client has its own budget"
-    );
-}
-
-#[tokio::test]
-async fn refreshes_are_limited_per_session() {
-    let app = spawn_with(|c| c.rate_limits.refresh = "3/1h".parse().unwrap()).await;
-    let email = unique_email();
-    let grant = app.register(&email).await;
-    let other = app.login(&email).await.ok(200);
-    let mut token = refresh_of(&grant);
-    for _ in 0..3 {
-        token = refresh_of(&app.refresh(&token).await.ok(200));
-    }
-    let reply = app.refresh(&token).await;
-    reply.problem(429, "RATE_LIMITED");
-    assert_eq!(
-        reply.header("ratelimit-policy"),
-        Some(r#""refresh";q=3;w=3600"#)
-    );
-    // Refused before rotation: the token still works after the window.
-    app.refresh(&refresh_of(&other)).await.ok(200);
-    app.clock.advance(Duration::hours(1));
-    app.refresh(&token).await.ok(200);
-}
-
-#[tokio::test]
-async fn validations_are_limited_per_ip() {
-    let app = spawn_with(|c| c.rate_limits.validate = "3/1h".parse().unwrap()).await;
-    for _ in 0..3 {
-        app.validate("garbage").await;
-    }
-    app.post("/v1/token/validate", json!({"token": "garbage"}))
-        .await
-        .problem(429, "RATE_LIMITED");
-}
-
-#[tokio::test]
-async fn failed_password_logins_back_off_per_account_identically_for_unknown_ones() {
-    let app = spawn_with(|c| c.rate_limits.password_failures = "3/15m".parse().unwrap()).await;
-    let email = unique_email();
-    app.register(&email).await;
-    let unknown = unique_email();
-    for who in [&email, &unknown] {
+    #[tokio::test]
+    async fn refreshes_are_limited_per_session() {
+        let app = spawn_with(|c| c.rate_limits.refresh = "3/1h".parse().unwrap()).await;
+        let email = unique_email();
+        let grant = app.register(&email).await;
+        let other = app.login(&email).await.ok(200);
+        let mut token = refresh_of(&grant);
         for _ in 0..3 {
-            app.post(
-                "/v1/auth/password",
-                json!({"email": who, "password": "wrong password"}),
-            )
-            .await
-            .problem(401, "INVALID_CREDENTIALS");
+            token = refresh_of(&app.refresh(&token).await.ok(200));
         }
+        let reply = app.refresh(&token).await;
+        reply.problem(429, "RATE_LIMITED");
+        assert_eq!(
+            reply.header("ratelimit-policy"),
+            Some(r#""refresh";q=3;w=3600"#)
+        );
+        // Refused before rotation: the token still works after the window.
+        app.refresh(&refresh_of(&other)).await.ok(200);
+        app.clock.advance(Duration::hours(1));
+        app.refresh(&token).await.ok(200);
     }
-    let known_reply = app.login(&email).await;
-    let unknown_reply = app
-        .post(
-            "/v1/auth/password",
-            json!({"email": unknown, "password": PASSWORD}),
-        )
-        .await;
-    let a = known_reply.problem(429, "RATE_LIMITED");
-    let b = unknown_reply.problem(429, "RATE_LIMITED");
-    assert_eq!(a, b, "locked accounts and unknown addresses look the same");
-    // Other accounts are unaffected; the lock ends with the window.
-    let other = unique_email();
-    app.register(&other).await;
-    app.login(&other).await.ok(200);
-    app.clock.advance(Duration::minutes(15));
-    app.login(&email).await.ok(200);
-}
 
-#[tokio::test]
-async fn otp_sends_are_limited_per_address() {
-    let app = spawn_with(|c| {
-        c.rate_limits.otp_sends = "2/1h".parse().unwrap();
-        c.otp.resend_cooldown = std::time::Duration::from_secs(1);
-    })
-    .await;
-    let email = unique_email();
-    for _ in 0..2 {
-        app.post("/v1/auth/otp", json!({"email": email}))
+    #[tokio::test]
+    async fn validations_are_limited_per_ip() {
+        let app = spawn_with(|c| c.rate_limits.validate = "3/1h".parse().unwrap()).await;
+        for _ in 0..3 {
+            app.validate("garbage").await;
+        }
+        app.post("/v1/token/validate", json!({"token": "garbage"}))
+            .await
+            .problem(429, "RATE_LIMITED");
+    }
+
+    #[tokio::test]
+    async fn failed_password_logins_back_off_per_account_identically_for_unknown_ones() {
+        let app = spawn_with(|c| c.rate_limits.password_failures = "3/15m".parse().unwrap()).await;
+        let email = unique_email();
+        app.register(&email).await;
+        let unknown = unique_email();
+        for who in [&email, &unknown] {
+            for _ in 0..3 {
+                app.post(
+                    "/v1/auth/password",
+                    json!({"email": who, "password": "wrong password"}),
+                )
+                .await
+                .problem(401, "INVALID_CREDENTIALS");
+            }
+        }
+        let known_reply = app.login(&email).await;
+        let unknown_reply = app
+            .post(
+                "/v1/auth/password",
+                json!({"email": unknown, "password": PASSWORD}),
+            )
+            .await;
+        let a = known_reply.problem(429, "RATE_LIMITED");
+        let b = unknown_reply.problem(429, "RATE_LIMITED");
+        assert_eq!(a, b, "locked accounts and unknown addresses look the same");
+        // Other accounts are unaffected; the lock ends with the window.
+        let other = unique_email();
+        app.register(&other).await;
+        app.login(&other).await.ok(200);
+        app.clock.advance(Duration::minutes(15));
+        app.login(&email).await.ok(200);
+    }
+
+    #[tokio::test]
+    async fn otp_sends_are_limited_per_address() {
+        let app = spawn_with(|c| {
+            c.rate_limits.otp_sends = "2/1h".parse().unwrap();
+            c.otp.resend_cooldown = std::time::Duration::from_secs(1);
+        })
+        .await;
+        let email = unique_email();
+        for _ in 0..2 {
+            app.post("/v1/auth/otp", json!({"email": email}))
+                .await
+                .ok(202);
+            app.clock.advance(Duration::seconds(2));
+        }
+        let reply = app
+            .post("/v1/auth/otp", json!({"email": email.to_uppercase()}))
+            .await;
+        reply.problem(429, "RATE_LIMITED");
+        assert_eq!(
+            reply.header("ratelimit-policy"),
+            Some(r#""otp_sends";q=2;w=3600"#)
+        );
+        app.post("/v1/auth/otp", json!({"email": unique_email()}))
             .await
             .ok(202);
-        app.clock.advance(Duration::seconds(2));
     }
-    let reply = app
-        .post("/v1/auth/otp", json!({"email": email.to_uppercase()}))
-        .await;
-    reply.problem(429, "RATE_LIMITED");
-    assert_eq!(
-        reply.header("ratelimit-policy"),
-        Some(r#""otp_sends";q=2;w=3600"#)
-    );
-    app.post("/v1/auth/otp", json!({"email": unique_email()}))
-        .await
-        .ok(202);
-}
 
-#[tokio::test]
-async fn limits_can_be_switched_off() {
-    let app = spawn_with(|c| {
-        c.rate_limits.enabled = false;
-        c.rate_limits.anonymous = "1/1h".parse().unwrap();
-    })
-    .await;
-    for _ in 0..3 {
-        app.send(Method::POST, "/v1/sessions/anonymous", None, None)
-            .await
-            .ok(201);
+    #[tokio::test]
+    async fn limits_can_be_switched_off() {
+        let app = spawn_with(|c| {
+            c.rate_limits.enabled = false;
+            c.rate_limits.anonymous = "1/1h".parse().unwrap();
+        })
+        .await;
+        for _ in 0..3 {
+            app.send(Method::POST, "/v1/sessions/anonymous", None, None)
+                .await
+                .ok(201);
+        }
     }
 }

@@ -12,11 +12,19 @@ use serde_json::{Value, json};
 use sessiond_core::ManualClock;
 use sessiond_server::{App, Config};
 use sessiond_store::Store;
+use sessiond_store::testing::postgres::{self, TestDatabase};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const PASSWORD: &str = "correct horse battery";
+
+/// Which storage a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
 
 pub struct TestApp {
     pub base: String,
@@ -25,9 +33,21 @@ pub struct TestApp {
     pub admin_key: String,
     pub store: Arc<dyn Store>,
     pub dir: TempDir,
+    pub backend: Backend,
+    /// The PostgreSQL database (dropped with the last app using it).
+    pub database: Option<Arc<TestDatabase>>,
     keys_reloader: Arc<sessiond_server::service::Service>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+}
+
+/// What outlives a stopped server: its storage and its clock.
+pub struct Stopped {
+    pub dir: TempDir,
+    pub clock: ManualClock,
+    pub backend: Backend,
+    pub database: Option<Arc<TestDatabase>>,
+    pub admin_key: String,
 }
 
 /// A response, read whole.
@@ -74,31 +94,51 @@ impl Reply {
     }
 }
 
+/// On SQLite: for tests that are about something other than storage.
 pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
 pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    spawn_in(dir, ManualClock::starting_now(), configure).await
+    spawn_on(Backend::Sqlite, configure)
+        .await
+        .expect("SQLite is always available")
 }
 
-/// Starts a server on an existing data folder (for restart tests).
-pub async fn spawn_in(
-    dir: TempDir,
-    clock: ManualClock,
-    configure: impl FnOnce(&mut Config),
-) -> TestApp {
-    let admin_key = format!("test-admin-key-{}", uuid::Uuid::new_v4().simple());
+/// A fresh app on `backend`; `None` when PostgreSQL tests are skipped (unreachable
+/// server without `CI`, which `fresh_database` has announced on stderr).
+pub async fn spawn_on(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(Arc::new(postgres::fresh_database().await?)),
+    };
+    let stopped = Stopped {
+        dir: tempfile::tempdir().expect("temp dir"),
+        clock: ManualClock::starting_now(),
+        backend,
+        database,
+        admin_key: format!("test-admin-key-{}", uuid::Uuid::new_v4().simple()),
+    };
+    Some(restart(stopped, configure).await)
+}
+
+/// Whether PostgreSQL tests run here (announcing a skip on stderr when not).
+pub async fn postgres_available() -> bool {
+    postgres::fresh_database().await.is_some()
+}
+
+/// Starts a server on stopped storage (a restart), keeping the clock and admin key.
+pub async fn restart(stopped: Stopped, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_path_buf(),
-        admin_api_key: Some(admin_key.clone()),
+        data_dir: stopped.dir.path().to_path_buf(),
+        database_url: stopped.database.as_ref().map(|db| db.url().to_owned()),
+        admin_api_key: Some(stopped.admin_key.clone()),
         cleanup_interval: std::time::Duration::ZERO,
         ..Config::default()
     };
     configure(&mut config);
-    let app = App::build(config, Arc::new(clock.clone()))
+    let app = App::build(config, Arc::new(stopped.clock.clone()))
         .await
         .expect("app builds");
     let base = format!("http://{}", app.local_addr());
@@ -115,19 +155,86 @@ pub async fn spawn_in(
     TestApp {
         base,
         client: reqwest::Client::new(),
-        clock,
-        admin_key,
+        clock: stopped.clock,
+        admin_key: stopped.admin_key,
         store,
-        dir,
+        dir: stopped.dir,
+        backend: stopped.backend,
+        database: stopped.database,
         keys_reloader,
         shutdown: Some(tx),
         server: Some(server),
     }
 }
 
+/// A second instance on the same storage (the same SQLite file, or the same PostgreSQL
+/// database), as another process behind a load balancer would be.
+pub async fn spawn_sibling(of: &TestApp, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = of.dir.path().to_path_buf();
+    let stopped = Stopped {
+        dir: tempfile::tempdir().expect("temp dir"),
+        clock: of.clock.clone(),
+        backend: of.backend,
+        database: of.database.clone(),
+        admin_key: of.admin_key.clone(),
+    };
+    restart(stopped, |c| {
+        if c.database_url.is_none() {
+            c.data_dir = data_dir;
+        }
+        configure(c);
+    })
+    .await
+}
+
+/// Compiles the enclosed tests twice, in `mod sqlite` and `mod postgres`, each with
+/// `spawn_app`/`spawn_with` bound to its backend. Helpers that start apps go in
+/// `helpers { … }` so they bind to the module's backend too. PostgreSQL tests skip (with a
+/// line on stderr) when the server is unreachable, unless `CI` is set.
+#[macro_export]
+macro_rules! backend_suite {
+    (
+        $(helpers { $($helper:item)* })?
+        $(#[tokio::test] async fn $name:ident() $body:block)*
+    ) => {
+        $crate::backend_suite!(@module sqlite, Sqlite, false, [$($($helper)*)?], $(($name $body))*);
+        $crate::backend_suite!(@module postgres, Postgres, true, [$($($helper)*)?], $(($name $body))*);
+    };
+    (@module $module:ident, $backend:ident, $check:expr, [$($helper:item)*], $(($name:ident $body:block))*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[allow(dead_code)]
+            async fn spawn_app() -> common::TestApp {
+                spawn_with(|_| {}).await
+            }
+
+            #[allow(dead_code)]
+            async fn spawn_with(configure: impl FnOnce(&mut sessiond_server::Config)) -> common::TestApp {
+                common::spawn_on(common::Backend::$backend, configure)
+                    .await
+                    .expect("backend availability was checked before the test")
+            }
+
+            $($helper)*
+
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if $check && !common::postgres_available().await {
+                        return;
+                    }
+                    $body
+                }
+            )*
+        }
+    };
+}
+
 impl TestApp {
-    /// Stops the server, waiting for it to drain, and hands back the data folder.
-    pub async fn stop(mut self) -> (TempDir, ManualClock) {
+    /// Stops the server, waiting for it to drain, and hands back its storage.
+    pub async fn stop(mut self) -> Stopped {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -135,7 +242,13 @@ impl TestApp {
             server.await.expect("server task");
         }
         let dir = tempfile::tempdir().expect("temp dir");
-        (std::mem::replace(&mut self.dir, dir), self.clock.clone())
+        Stopped {
+            dir: std::mem::replace(&mut self.dir, dir),
+            clock: self.clock.clone(),
+            backend: self.backend,
+            database: self.database.take(),
+            admin_key: self.admin_key.clone(),
+        }
     }
 
     pub async fn send(
