@@ -26,6 +26,15 @@ pub struct Config {
     /// `sqlite:` URL or `postgres://…`; SQLite in the data folder when absent.
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// PostgreSQL: how long a request waits for a connection (or a new one to open)
+    /// before answering `503 STORAGE_UNAVAILABLE`.
+    #[serde(with = "humantime_serde")]
+    pub database_timeout: Duration,
+    /// PostgreSQL: the server-side limit on one statement (row-lock waits included).
+    #[serde(with = "humantime_serde")]
+    pub database_statement_timeout: Duration,
+    /// PostgreSQL: most connections one instance holds.
+    pub database_max_connections: u32,
     /// When absent, a key is generated into `<data_dir>/admin-api-key`.
     pub admin_api_key: Option<String>,
     pub issuer: String,
@@ -113,6 +122,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./sessiond-data"),
             database_url: None,
             redis_url: None,
+            database_timeout: Duration::from_secs(3),
+            database_statement_timeout: Duration::from_secs(5),
+            database_max_connections: 16,
             admin_api_key: None,
             issuer: "sessiond".to_owned(),
             audience: None,
@@ -213,6 +225,15 @@ impl Config {
                 "database_url",
                 "must start with sqlite:, postgres:// or postgresql://",
             ));
+        }
+        if self.database_timeout.is_zero() || self.database_statement_timeout.is_zero() {
+            return Err(invalid(
+                "database_timeout",
+                "database timeouts must be greater than zero",
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
         }
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));

@@ -21,11 +21,21 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
         }
         Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
-            Arc::new(PostgresStore::connect(url, PostgresOptions::default()).await?),
+            Arc::new(PostgresStore::connect(url, postgres_options(config)).await?),
         ),
         Some(_) => Err(StoreError::Unavailable(
             "unsupported database URL: use sqlite:, postgres:// or postgresql://".into(),
         )),
+    }
+}
+
+fn postgres_options(config: &Config) -> PostgresOptions {
+    PostgresOptions {
+        max_connections: config.database_max_connections,
+        acquire_timeout: config.database_timeout,
+        connect_timeout: config.database_timeout,
+        statement_timeout: Some(config.database_statement_timeout),
+        ..PostgresOptions::default()
     }
 }
 

@@ -1,0 +1,71 @@
+//! PostgreSQL going away: clean, fast 503s, and recovery without a restart.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::proxy::CuttableProxy;
+use common::*;
+use reqwest::Method;
+use sessiond_store::testing::postgres;
+
+#[tokio::test]
+async fn postgres_down_gives_fast_503s_and_service_resumes_when_it_returns() {
+    let Some(database) = postgres::fresh_database().await else {
+        return;
+    };
+    let url = reqwest::Url::parse(database.url()).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = CuttableProxy::start(&upstream).await;
+    let mut through_proxy = url.clone();
+    through_proxy.set_port(Some(proxy.port)).unwrap();
+
+    let app = spawn_with(|c| {
+        c.database_url = Some(through_proxy.to_string());
+        c.database_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let grant = app.register(&unique_email()).await;
+    let token = access(&grant);
+    app.whoami(&token).await.ok(200);
+
+    proxy.cut();
+    for path in ["/v1/session", "/v1/sessions"] {
+        let started = Instant::now();
+        let reply = app.get(path, &token).await;
+        reply.problem(503, "STORAGE_UNAVAILABLE");
+        assert!(reply.header("retry-after").is_some());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    app.refresh(&refresh_of(&grant))
+        .await
+        .problem(503, "STORAGE_UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let ready = app.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, 503);
+    let problem_body = app.login(&unique_email()).await;
+    assert_eq!(problem_body.status, 503, "{}", problem_body.text);
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = app.whoami(&token).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service did not resume: {}",
+            reply.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.send(Method::GET, "/readyz", None, None).await.ok(200);
+    app.refresh(&refresh_of(&grant)).await.ok(200);
+    drop(database);
+}
