@@ -29,13 +29,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use sessiond_core::jwt::SigningKey;
+use sessiond_core::otp::{OtpChallenge, OtpCode};
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{
     AuthMethod, Device, Email, RefreshToken, RefreshTokenId, RevokeReason, Session, SessionId,
     TokenHash, User, UserId,
 };
 
-use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, PurgeBefore, Store, StoreError};
+use crate::{
+    LiveWindow, NewRefreshToken, NewSession, NewUser, PurgeBefore, Store, StoreError, UserProfile,
+};
 
 /// Expands to one `#[tokio::test]` per conformance function, each on a store produced by
 /// `$factory` (an async expression yielding a fresh, migrated `Box<dyn Store>` or
@@ -63,10 +66,19 @@ macro_rules! conformance_tests {
                 committed_tx_is_visible,
                 signing_keys_round_trip_and_retire,
                 purge_ended_sessions_in_batches,
+                otp_challenges_round_trip,
+                otp_challenge_attempts_consume_and_delete,
+                otp_challenge_writes_roll_back,
+                latest_otp_challenge_is_per_address,
+                purge_otp_challenges_in_batches,
+                identities_link_users,
+                user_emails_are_found_and_changed,
+                user_profiles_round_trip,
             ];
             shared: [
                 concurrent_session_limit_is_atomic,
                 concurrent_refresh_rotation_has_one_winner,
+                concurrent_otp_consumption_has_one_winner,
             ];
         );
     };
@@ -1400,6 +1412,790 @@ pub async fn purge_ended_sessions_in_batches(store: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------------------
+// One-time-code challenges
+// ---------------------------------------------------------------------------------------
+
+/// A fresh challenge for `address`: no attempts, not consumed, with a code hash bound to
+/// its id.
+fn new_challenge(
+    id: &str,
+    address: &str,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> OtpChallenge {
+    OtpChallenge {
+        id: id.to_owned(),
+        email: address.to_owned(),
+        code_hash: OtpCode::parse("123456").expect("a code").hash(id),
+        created_at,
+        expires_at,
+        attempts: 0,
+        consumed_at: None,
+    }
+}
+
+async fn add_challenges(store: &dyn Store, challenges: &[&OtpChallenge]) {
+    let mut tx = store.begin().await.expect("begin");
+    for challenge in challenges {
+        tx.insert_otp_challenge(challenge, &Device::default())
+            .await
+            .expect("insert challenge");
+    }
+    tx.commit().await.expect("commit");
+}
+
+/// The challenge with this id and its device, read (and released) in a transaction of
+/// its own.
+async fn challenge(store: &dyn Store, id: &str) -> Option<(OtpChallenge, Device)> {
+    let mut tx = store.begin().await.expect("begin");
+    let found = tx.lock_otp_challenge(id).await.expect("lock_otp_challenge");
+    drop(tx);
+    found
+}
+
+/// Challenges read back exactly as inserted (every field, the code hash byte for byte,
+/// the device with every field), and unknown ids are `None`.
+pub async fn otp_challenges_round_trip(store: &dyn Store) {
+    // Bytes that a text column or a lossy encoding would mangle.
+    let mut raw = [0u8; 32];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = u8::try_from(i * 8).expect("small").wrapping_add(0xf0);
+    }
+    raw[0] = 0x00;
+    raw[31] = 0xff;
+    let fresh = OtpChallenge {
+        code_hash: TokenHash::from_bytes(raw),
+        ..new_challenge(
+            "ch-round-trip",
+            "otp.user@example.com",
+            t0() + ms(1),
+            t0() + secs(600) + ms(999),
+        )
+    };
+    let device = Device {
+        device_id: Some("device-ü-7f3a".to_owned()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101".into()),
+        ip: Some("2001:db8::1".to_owned()),
+        label: Some("Ann's phone — “home” ✓ 📱".to_owned()),
+    };
+    // One stored mid-life: attempts already counted, consumed, and no device details.
+    let spent = OtpChallenge {
+        attempts: 3,
+        consumed_at: Some(t0() + secs(30) + ms(7)),
+        ..new_challenge(
+            "ch-spent",
+            "otp.user@example.com",
+            t0() + ms(2),
+            t0() + secs(600),
+        )
+    };
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_otp_challenge(&fresh, &device)
+        .await
+        .expect("insert fresh");
+    tx.insert_otp_challenge(&spent, &Device::default())
+        .await
+        .expect("insert spent");
+    assert_eq!(
+        tx.lock_otp_challenge(&fresh.id).await.expect("lock"),
+        Some((fresh.clone(), device.clone())),
+        "a Tx reads its own writes"
+    );
+    tx.commit().await.expect("commit");
+
+    let (found, found_device) = challenge(store, &fresh.id)
+        .await
+        .expect("the challenge exists");
+    assert_eq!(found, fresh);
+    assert_eq!(
+        found.code_hash.as_bytes(),
+        &raw,
+        "code hash bytes round-trip"
+    );
+    assert_eq!(found.attempts, 0);
+    assert_eq!(found.consumed_at, None);
+    assert_eq!(
+        found.created_at.timestamp_millis(),
+        fresh.created_at.timestamp_millis()
+    );
+    assert_eq!(
+        found.expires_at.timestamp_millis(),
+        fresh.expires_at.timestamp_millis()
+    );
+    assert_eq!(
+        found_device, device,
+        "the device round-trips, unicode and all"
+    );
+
+    assert_eq!(
+        challenge(store, &spent.id).await,
+        Some((spent.clone(), Device::default()))
+    );
+    assert_eq!(challenge(store, "ch-unknown").await, None);
+    assert_eq!(challenge(store, "").await, None);
+}
+
+/// Each `record_otp_failure` counts exactly one attempt; `consume_otp_challenge` sets
+/// `consumed_at` once (a later consume keeps the first time); `delete_otp_challenge`
+/// removes that challenge only. None of them fails on an unknown id.
+pub async fn otp_challenge_attempts_consume_and_delete(store: &dyn Store) {
+    let c = new_challenge("ch-lifecycle", "life@example.com", t0(), t0() + secs(600));
+    let other = new_challenge(
+        "ch-other",
+        "life@example.com",
+        t0() + secs(1),
+        t0() + secs(600),
+    );
+    add_challenges(store, &[&c, &other]).await;
+
+    let mut tx = store.begin().await.expect("begin");
+    for expected in 1..=3 {
+        tx.record_otp_failure(&c.id).await.expect("record failure");
+        let (seen, _) = tx
+            .lock_otp_challenge(&c.id)
+            .await
+            .expect("lock")
+            .expect("exists");
+        assert_eq!(seen.attempts, expected, "one attempt per failure");
+    }
+    tx.record_otp_failure("ch-unknown")
+        .await
+        .expect("record failure on an unknown challenge is not an error");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.record_otp_failure(&c.id).await.expect("record failure");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        challenge(store, &c.id).await,
+        Some((
+            OtpChallenge {
+                attempts: 4,
+                ..c.clone()
+            },
+            Device::default()
+        )),
+        "failures accumulate across transactions and change nothing else"
+    );
+
+    let first = t0() + secs(42) + ms(3);
+    let mut tx = store.begin().await.expect("begin");
+    tx.consume_otp_challenge(&c.id, first)
+        .await
+        .expect("consume");
+    let (seen, _) = tx
+        .lock_otp_challenge(&c.id)
+        .await
+        .expect("lock")
+        .expect("exists");
+    assert_eq!(seen.consumed_at, Some(first), "a Tx reads its own writes");
+    tx.consume_otp_challenge("ch-unknown", first)
+        .await
+        .expect("consume an unknown challenge is not an error");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.consume_otp_challenge(&c.id, first + secs(10))
+        .await
+        .expect("consume again");
+    tx.commit().await.expect("commit");
+    let consumed = OtpChallenge {
+        attempts: 4,
+        consumed_at: Some(first),
+        ..c.clone()
+    };
+    assert_eq!(
+        challenge(store, &c.id).await,
+        Some((consumed, Device::default())),
+        "the first consumption sticks"
+    );
+    assert_eq!(
+        challenge(store, &other.id).await,
+        Some((other.clone(), Device::default())),
+        "other challenges are untouched"
+    );
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.delete_otp_challenge(&c.id).await.expect("delete");
+    assert_eq!(
+        tx.lock_otp_challenge(&c.id).await.expect("lock"),
+        None,
+        "a Tx reads its own deletes"
+    );
+    tx.delete_otp_challenge("ch-unknown")
+        .await
+        .expect("delete an unknown challenge is not an error");
+    tx.commit().await.expect("commit");
+
+    assert_eq!(challenge(store, &c.id).await, None);
+    assert_eq!(
+        challenge(store, &other.id).await,
+        Some((other, Device::default()))
+    );
+}
+
+/// Dropping a transaction undoes its challenge writes: inserts, failures, consumption
+/// and deletes.
+pub async fn otp_challenge_writes_roll_back(store: &dyn Store) {
+    let existing = new_challenge(
+        "ch-existing",
+        "rollback@example.com",
+        t0(),
+        t0() + secs(600),
+    );
+    add_challenges(store, &[&existing]).await;
+    let ghost = new_challenge(
+        "ch-ghost",
+        "ghost.otp@example.com",
+        t0() + secs(1),
+        t0() + secs(600),
+    );
+    let device = Device {
+        ip: Some("192.0.2.1".into()),
+        ..Device::default()
+    };
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_otp_challenge(&ghost, &device)
+        .await
+        .expect("insert");
+    tx.record_otp_failure(&existing.id).await.expect("failure");
+    tx.consume_otp_challenge(&existing.id, t0() + secs(5))
+        .await
+        .expect("consume");
+    assert!(
+        tx.lock_otp_challenge(&ghost.id)
+            .await
+            .expect("lock")
+            .is_some()
+    );
+    // Outside, nothing yet.
+    assert_eq!(
+        store
+            .latest_otp_challenge_at("ghost.otp@example.com")
+            .await
+            .expect("latest"),
+        None
+    );
+    drop(tx);
+
+    assert_eq!(challenge(store, &ghost.id).await, None);
+    assert_eq!(
+        store
+            .latest_otp_challenge_at("ghost.otp@example.com")
+            .await
+            .expect("latest"),
+        None
+    );
+    assert_eq!(
+        challenge(store, &existing.id).await,
+        Some((existing.clone(), Device::default())),
+        "failure and consumption were rolled back"
+    );
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.delete_otp_challenge(&existing.id).await.expect("delete");
+    drop(tx);
+    assert_eq!(
+        challenge(store, &existing.id).await,
+        Some((existing, Device::default())),
+        "the delete was rolled back"
+    );
+
+    // The very same challenge can be written afterwards.
+    let mut tx = store.begin().await.expect("begin after rollback");
+    tx.insert_otp_challenge(&ghost, &device)
+        .await
+        .expect("insert again");
+    tx.commit().await.expect("commit");
+    assert_eq!(challenge(store, &ghost.id).await, Some((ghost, device)));
+}
+
+/// `latest_otp_challenge_at` is the newest creation time among that address's
+/// challenges, whatever the insertion order, and ignores other addresses.
+pub async fn latest_otp_challenge_is_per_address(store: &dyn Store) {
+    assert_eq!(
+        store
+            .latest_otp_challenge_at("cooldown@example.com")
+            .await
+            .expect("latest"),
+        None,
+        "no challenge yet"
+    );
+
+    let newest = t0() + secs(5) + ms(3);
+    let a_middle = new_challenge(
+        "a-2",
+        "cooldown@example.com",
+        t0() + secs(2),
+        t0() + secs(600),
+    );
+    let a_newest = new_challenge("a-3", "cooldown@example.com", newest, t0() + secs(300));
+    let a_oldest = new_challenge("a-1", "cooldown@example.com", t0(), t0() + secs(900));
+    let b_later = new_challenge(
+        "b-1",
+        "other@example.com",
+        t0() + secs(10),
+        t0() + secs(600),
+    );
+    // Inserted out of order, so insertion order cannot pass for age order.
+    add_challenges(store, &[&a_middle, &a_newest, &b_later, &a_oldest]).await;
+
+    assert_eq!(
+        store
+            .latest_otp_challenge_at("cooldown@example.com")
+            .await
+            .expect("latest"),
+        Some(newest)
+    );
+    assert_eq!(
+        store
+            .latest_otp_challenge_at("other@example.com")
+            .await
+            .expect("latest"),
+        Some(t0() + secs(10))
+    );
+    assert_eq!(
+        store
+            .latest_otp_challenge_at("nobody@example.com")
+            .await
+            .expect("latest"),
+        None
+    );
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.delete_otp_challenge(&a_newest.id).await.expect("delete");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        store
+            .latest_otp_challenge_at("cooldown@example.com")
+            .await
+            .expect("latest"),
+        Some(t0() + secs(2)),
+        "a deleted challenge no longer counts"
+    );
+}
+
+/// Purging deletes, in batches of at most `batch_size`, exactly the challenges that
+/// expired strictly before the cut-off, consumed or not.
+pub async fn purge_otp_challenges_in_batches(store: &dyn Store) {
+    let cutoff = t0() + days(1);
+    let doomed = [
+        new_challenge("old-1", "purge@example.com", t0(), t0() + secs(600)),
+        new_challenge(
+            "old-2",
+            "purge@example.com",
+            t0() + secs(1),
+            t0() + secs(601),
+        ),
+        new_challenge("old-3", "other@example.com", t0(), cutoff - ms(1)),
+        new_challenge("old-4", "other@example.com", t0(), t0() + secs(60)),
+        OtpChallenge {
+            consumed_at: Some(t0() + secs(10)),
+            attempts: 2,
+            ..new_challenge("old-consumed", "purge@example.com", t0(), t0() + secs(600))
+        },
+    ];
+    let kept = [
+        new_challenge("at-cutoff", "purge@example.com", t0(), cutoff),
+        new_challenge(
+            "live",
+            "purge@example.com",
+            cutoff - secs(60),
+            cutoff + secs(540),
+        ),
+        OtpChallenge {
+            consumed_at: Some(cutoff - secs(1)),
+            ..new_challenge(
+                "live-consumed",
+                "other@example.com",
+                cutoff - secs(60),
+                cutoff + ms(1),
+            )
+        },
+    ];
+    let all: Vec<&OtpChallenge> = doomed.iter().chain(kept.iter()).collect();
+    add_challenges(store, &all).await;
+
+    let mut counts = Vec::new();
+    for _ in 0..10 {
+        let n = store.purge_otp_challenges(cutoff, 2).await.expect("purge");
+        counts.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(counts, vec![2, 2, 1, 0], "batches of at most batch_size");
+
+    for c in &doomed {
+        assert_eq!(challenge(store, &c.id).await, None, "{} is purged", c.id);
+    }
+    for c in &kept {
+        assert_eq!(
+            challenge(store, &c.id).await,
+            Some((c.clone(), Device::default())),
+            "{} is kept",
+            c.id
+        );
+    }
+    assert_eq!(
+        store
+            .purge_otp_challenges(cutoff, 100)
+            .await
+            .expect("purge"),
+        0,
+        "nothing left"
+    );
+    assert_eq!(
+        store
+            .purge_otp_challenges(cutoff + days(1), 100)
+            .await
+            .expect("purge"),
+        3,
+        "a later cut-off takes the rest"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Identities and profiles
+// ---------------------------------------------------------------------------------------
+
+/// An external identity resolves to its user once linked; the same (provider,
+/// external id) cannot be linked twice, but the same external id under another provider
+/// can, and one user may have several identities.
+pub async fn identities_link_users(store: &dyn Store) {
+    let ann = add_user(store, new_user(Some("ann@example.com"))).await;
+    let bob = add_user(store, new_user(None)).await;
+    let at = t0() + secs(1) + ms(1);
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.identity_user("rapido", "ext-1").await.expect("identity"),
+        None,
+        "not linked yet"
+    );
+    tx.insert_identity("rapido", "ext-1", ann.id, at)
+        .await
+        .expect("insert identity");
+    assert_eq!(
+        tx.identity_user("rapido", "ext-1").await.expect("identity"),
+        Some(ann.id),
+        "a Tx reads its own writes"
+    );
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_conflict(
+        tx.insert_identity("rapido", "ext-1", bob.id, at).await,
+        "the same identity twice",
+    );
+    drop(tx);
+    let mut tx = store.begin().await.expect("begin");
+    assert_conflict(
+        tx.insert_identity("rapido", "ext-1", ann.id, at).await,
+        "the same identity twice, same user",
+    );
+    drop(tx);
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_identity("partner", "ext-1", bob.id, at)
+        .await
+        .expect("same external id under another provider");
+    tx.insert_identity("rapido", "ext-2", ann.id, at)
+        .await
+        .expect("a second identity of one user");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.identity_user("rapido", "ext-1").await.expect("identity"),
+        Some(ann.id),
+        "the first link is kept"
+    );
+    assert_eq!(
+        tx.identity_user("rapido", "ext-2").await.expect("identity"),
+        Some(ann.id)
+    );
+    assert_eq!(
+        tx.identity_user("partner", "ext-1")
+            .await
+            .expect("identity"),
+        Some(bob.id)
+    );
+    assert_eq!(
+        tx.identity_user("partner", "ext-2")
+            .await
+            .expect("identity"),
+        None
+    );
+    assert_eq!(
+        tx.identity_user("unknown", "ext-1")
+            .await
+            .expect("identity"),
+        None
+    );
+    drop(tx);
+}
+
+/// `user_id_by_email` finds users by normalised address; `set_user_email` gives a user
+/// a (new) address, which every reader then sees, and an address already taken is a
+/// `Conflict` that changes nothing.
+pub async fn user_emails_are_found_and_changed(store: &dyn Store) {
+    let ann = add_user(store, new_user(Some("ann@example.com"))).await;
+    let bare = add_user(store, new_user(None)).await;
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.user_id_by_email(&email("  ANN@Example.com "))
+            .await
+            .expect("by email"),
+        Some(ann.id)
+    );
+    assert_eq!(
+        tx.user_id_by_email(&email("nobody@example.com"))
+            .await
+            .expect("by email"),
+        None
+    );
+    tx.set_user_email(bare.id, &email("New.Address@Example.com"))
+        .await
+        .expect("set email");
+    assert_eq!(
+        tx.user_id_by_email(&email("new.address@example.com"))
+            .await
+            .expect("by email"),
+        Some(bare.id),
+        "a Tx reads its own writes"
+    );
+    tx.commit().await.expect("commit");
+
+    let with_email = User {
+        email: Some(email("new.address@example.com")),
+        ..bare.clone()
+    };
+    assert_eq!(
+        store.user_by_id(bare.id).await.expect("user_by_id"),
+        Some(with_email.clone())
+    );
+    let creds = store
+        .user_by_email(&email("new.address@example.com"))
+        .await
+        .expect("user_by_email")
+        .expect("found by its new address");
+    assert_eq!(creds.user, with_email);
+
+    // Changing an address frees the old one.
+    let mut tx = store.begin().await.expect("begin");
+    tx.set_user_email(ann.id, &email("ann.lee@example.com"))
+        .await
+        .expect("change email");
+    assert_eq!(
+        tx.user_id_by_email(&email("ann@example.com"))
+            .await
+            .expect("by email"),
+        None
+    );
+    tx.commit().await.expect("commit");
+    assert!(
+        store
+            .user_by_email(&email("ann@example.com"))
+            .await
+            .expect("user_by_email")
+            .is_none()
+    );
+    let ann = User {
+        email: Some(email("ann.lee@example.com")),
+        ..ann
+    };
+    let creds = store
+        .user_by_email(&email("ann.lee@example.com"))
+        .await
+        .expect("user_by_email")
+        .expect("found");
+    assert_eq!(creds.user, ann);
+    assert_eq!(
+        creds.password_hash,
+        new_user(Some("x@example.com")).password_hash,
+        "the password hash is kept"
+    );
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_conflict(
+        tx.set_user_email(bare.id, &email("ANN.LEE@example.com"))
+            .await,
+        "an address already taken",
+    );
+    drop(tx);
+    assert_eq!(
+        store.user_by_id(bare.id).await.expect("user_by_id"),
+        Some(with_email)
+    );
+    assert_eq!(
+        store.user_by_id(ann.id).await.expect("user_by_id"),
+        Some(ann)
+    );
+}
+
+/// `update_user_profile` replaces name, mobile and profile JSON (`None` clears them),
+/// leaves everything else, and returns the updated user; every reader of users returns
+/// mobile and profile too.
+pub async fn user_profiles_round_trip(store: &dyn Store) {
+    let new = new_user(Some("profile@example.com"));
+    let password_hash = new.password_hash.clone();
+    let user = add_user(store, new).await;
+    let bystander = add_user(store, new_user(Some("bystander@example.com"))).await;
+    let s = new_session(Some(user.id), t0(), t0() + days(30));
+    add_sessions(store, &[&s]).await;
+
+    let profile = UserProfile {
+        name: Some("Ann Müller-Lee ✓".to_owned()),
+        mobile: Some("+44 7700 900123".to_owned()),
+        profile: Some(serde_json::json!({
+            "tier": "gold",
+            "address": { "city": "Zürich", "lines": ["1 Main St", null], "geo": { "lat": 47.37, "lon": 8.54 } },
+            "verified": true,
+            "score": 12_345_678_901_i64,
+            "tags": [],
+            "nested": { "empty": {}, "list": [1, "ü", null, false, 2.5] },
+        })),
+    };
+    let updated = User {
+        name: profile.name.clone(),
+        mobile: profile.mobile.clone(),
+        profile: profile.profile.clone(),
+        ..user.clone()
+    };
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.update_user_profile(user.id, &profile, t0() + secs(1))
+            .await
+            .expect("update profile"),
+        Some(updated.clone()),
+        "returns the updated user"
+    );
+    assert_eq!(
+        tx.update_user_profile(UserId::new(), &profile, t0() + secs(1))
+            .await
+            .expect("update unknown user"),
+        None
+    );
+    assert_eq!(
+        tx.lock_user(user.id).await.expect("lock_user"),
+        Some(updated.clone())
+    );
+    tx.commit().await.expect("commit");
+
+    assert_readers_see(store, &updated, password_hash.as_deref(), s.id).await;
+    assert_eq!(
+        store.user_by_id(bystander.id).await.expect("user_by_id"),
+        Some(bystander),
+        "other users are untouched"
+    );
+
+    // Other writes to the user keep the profile.
+    let mut tx = store.begin().await.expect("begin");
+    let deactivated = tx
+        .set_user_active(user.id, false, t0() + secs(2))
+        .await
+        .expect("deactivate");
+    assert_eq!(
+        deactivated,
+        Some(User {
+            active: false,
+            ..updated.clone()
+        })
+    );
+    let reactivated = tx
+        .set_user_active(user.id, true, t0() + secs(3))
+        .await
+        .expect("reactivate");
+    assert_eq!(reactivated, Some(updated.clone()));
+    tx.commit().await.expect("commit");
+
+    // A different profile replaces, not merges.
+    let replacement = UserProfile {
+        name: None,
+        mobile: Some("+1 202 555 0100".to_owned()),
+        profile: Some(serde_json::json!({ "tier": "silver" })),
+    };
+    let replaced = User {
+        name: None,
+        mobile: replacement.mobile.clone(),
+        profile: replacement.profile.clone(),
+        ..user.clone()
+    };
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.update_user_profile(user.id, &replacement, t0() + secs(4))
+            .await
+            .expect("replace profile"),
+        Some(replaced.clone())
+    );
+    tx.commit().await.expect("commit");
+    assert_readers_see(store, &replaced, password_hash.as_deref(), s.id).await;
+
+    // Nothing clears everything.
+    let cleared = User {
+        name: None,
+        mobile: None,
+        profile: None,
+        ..user.clone()
+    };
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.update_user_profile(user.id, &UserProfile::default(), t0() + secs(5))
+            .await
+            .expect("clear profile"),
+        Some(cleared.clone())
+    );
+    tx.commit().await.expect("commit");
+    assert_readers_see(store, &cleared, password_hash.as_deref(), s.id).await;
+}
+
+/// `user_by_id`, `user_by_email` (with the password hash), `session_with_user` and
+/// `lock_session` all return `expected`.
+async fn assert_readers_see(
+    store: &dyn Store,
+    expected: &User,
+    password_hash: Option<&str>,
+    session_of_user: SessionId,
+) {
+    assert_eq!(
+        store
+            .user_by_id(expected.id)
+            .await
+            .expect("user_by_id")
+            .as_ref(),
+        Some(expected),
+        "user_by_id"
+    );
+    let address = expected.email.as_ref().expect("the user has an email");
+    let creds = store
+        .user_by_email(address)
+        .await
+        .expect("user_by_email")
+        .expect("found by email");
+    assert_eq!(&creds.user, expected, "user_by_email");
+    assert_eq!(creds.password_hash.as_deref(), password_hash);
+    let (_, user) = store
+        .session_with_user(session_of_user)
+        .await
+        .expect("session_with_user")
+        .expect("the session exists");
+    assert_eq!(user.as_ref(), Some(expected), "session_with_user");
+    let mut tx = store.begin().await.expect("begin");
+    let (_, user) = tx
+        .lock_session(session_of_user)
+        .await
+        .expect("lock_session")
+        .expect("the session exists");
+    assert_eq!(user.as_ref(), Some(expected), "lock_session");
+    drop(tx);
+}
+
+// ---------------------------------------------------------------------------------------
 // Concurrency
 // ---------------------------------------------------------------------------------------
 
@@ -1508,4 +2304,49 @@ pub async fn concurrent_refresh_rotation_has_one_winner(store: Arc<dyn Store>) {
         .expect("token exists");
     assert_eq!(stored.rotated_at, Some(at));
     assert_eq!(stored.successor_id, Some(successor));
+}
+
+/// Concurrent verifications of one challenge (lock, check, consume) have exactly one
+/// winner, whose consumption time is recorded.
+pub async fn concurrent_otp_consumption_has_one_winner(store: Arc<dyn Store>) {
+    const OTP_CONTENDERS: usize = 10;
+    let c = new_challenge("ch-race", "race.otp@example.com", t0(), t0() + secs(600));
+    add_challenges(&*store, &[&c]).await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..OTP_CONTENDERS {
+        let store = Arc::clone(&store);
+        let id = c.id.clone();
+        tasks.spawn(async move {
+            let mut tx = store.begin().await.expect("begin");
+            let (current, _) = tx
+                .lock_otp_challenge(&id)
+                .await
+                .expect("lock_otp_challenge")
+                .expect("challenge exists");
+            tokio::task::yield_now().await;
+            if current.consumed_at.is_some() {
+                return None;
+            }
+            let at = t0() + secs(60) + ms(i64::try_from(i).expect("small"));
+            tx.consume_otp_challenge(&id, at).await.expect("consume");
+            tx.commit().await.expect("commit");
+            Some(at)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        if let Some(at) = result.expect("contender did not panic") {
+            winners.push(at);
+        }
+    }
+
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one consumption wins: {winners:?}"
+    );
+    let (stored, _) = challenge(&*store, &c.id).await.expect("challenge exists");
+    assert_eq!(stored.consumed_at, Some(winners[0]));
+    assert_eq!(stored.attempts, 0);
 }

@@ -125,7 +125,8 @@ pub(super) fn otp_challenge(
                 .ok_or_else(|| StoreError::Corrupt("code hash is not 32 bytes".into()))?,
             created_at: get(row, "created_at")?,
             expires_at: get(row, "expires_at")?,
-            attempts: u32::try_from(attempts).unwrap_or(0),
+            // Out of range can only mean corruption: treat the challenge as exhausted.
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             consumed_at: get(row, "consumed_at")?,
         },
         device,
