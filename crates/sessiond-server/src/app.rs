@@ -18,21 +18,29 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::activity::ActivityTracker;
+use crate::cache::SessionCache;
 use crate::config::ConfigError;
 use crate::exchange::{Exchange, ExchangeConfigError};
+use crate::fanout::Fanout;
 use crate::http::client_ip::TrustedProxies;
 use crate::keys::{KeyManager, KeysError};
 use crate::mail::{MailConfigError, Mailer, Templates};
 use crate::password_pool::PasswordPool;
-use crate::ratelimit::{MemoryCounters, RateLimiter};
+use crate::ratelimit::{
+    CounterStore, FallbackCounters, MemoryCounters, RateLimiter, RedisCounters,
+};
 use crate::service::Service;
 use crate::service::otp::OtpSettings;
-use crate::{AppState, Config, open_store};
+use crate::{AppState, Config, open_store_with_events};
 
 /// The file in the data folder that holds the generated admin API key.
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
 /// The folder in the data folder where mail goes when no SMTP server is configured.
 pub const OUTBOX_DIR: &str = "outbox";
+/// Sessions whose state is kept in memory (about 1 KiB each).
+const SESSION_CACHE_CAPACITY: u64 = 100_000;
+/// A backstop only: invalidations keep the cache exact.
+const SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
 const COUNTER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +74,13 @@ pub struct App {
     state: AppState,
     config: Config,
     counters: Arc<MemoryCounters>,
+    shared_counters: Option<Arc<FallbackCounters>>,
 }
 
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         config.validate()?;
-        let store = open_store(&config).await?;
+        let (store, events) = open_store_with_events(&config).await?;
         if config.migrate_on_start {
             store.migrate().await?;
         }
@@ -92,7 +101,15 @@ impl App {
             .password_hash_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let counters = Arc::new(MemoryCounters::default());
-        let limits = RateLimiter::new(config.rate_limits.clone(), counters.clone(), clock.clone());
+        let shared_counters = shared_counters(&config, &counters).await?;
+        let limits = RateLimiter::new(
+            config.rate_limits.clone(),
+            match &shared_counters {
+                Some(shared) => shared.clone() as Arc<dyn CounterStore>,
+                None => counters.clone(),
+            },
+            clock.clone(),
+        );
         let trusted_proxies =
             TrustedProxies::parse(&config.trusted_proxies).map_err(|problem| ConfigError {
                 key: "trusted_proxies",
@@ -114,7 +131,19 @@ impl App {
             mailer,
         );
         let exchange = Exchange::new(&config.exchange, |var| std::env::var(var).ok())?;
+        // With PostgreSQL, other instances change sessions too: the cache waits for the
+        // change subscription before it is trusted.
+        let cache = Arc::new(SessionCache::new(
+            SESSION_CACHE_CAPACITY,
+            SESSION_CACHE_TTL,
+            events.is_none(),
+        ));
+        let fanout = Arc::new(match events {
+            Some(events) => Fanout::postgres(cache, events),
+            None => Fanout::local(cache),
+        });
         let service = Service {
+            fanout,
             limits,
             otp,
             exchange,
@@ -140,12 +169,14 @@ impl App {
             trusted_proxies: Arc::new(trusted_proxies),
             metrics: metrics_handle(),
             max_body_bytes: config.max_body_bytes,
+            redis: shared_counters.as_ref().map(|shared| shared.health()),
         };
         Ok(Self {
             listener,
             state,
             config,
             counters,
+            shared_counters,
         })
     }
 
@@ -190,7 +221,7 @@ impl App {
     }
 
     fn spawn_background(&self) -> Vec<JoinHandle<()>> {
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(self.state.service.fanout.clone().listen())];
         let service = self.state.service.clone();
         let cleanup_every = self.config.cleanup_interval;
         if !cleanup_every.is_zero() {
@@ -210,6 +241,9 @@ impl App {
             counters.prune(service.now());
             std::future::ready(())
         })));
+        if let Some(shared) = &self.shared_counters {
+            tasks.push(tokio::spawn(shared.clone().watch()));
+        }
         let service = self.state.service.clone();
         tasks.push(tokio::spawn(every(
             crate::keys::RELOAD_INTERVAL,
@@ -228,6 +262,29 @@ impl App {
         )));
         tasks
     }
+}
+
+/// With `redis_url`, counters shared through Redis with `local` behind them. Redis being
+/// down does not stop the start: the instance starts degraded and recovers by itself.
+async fn shared_counters(
+    config: &Config,
+    local: &Arc<MemoryCounters>,
+) -> Result<Option<Arc<FallbackCounters>>, AppError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let redis = RedisCounters::new(url, &config.redis_prefix).map_err(|e| ConfigError {
+        key: "redis_url",
+        problem: e.to_string(),
+    })?;
+    let shared = Arc::new(FallbackCounters::new(redis, local.clone()));
+    if shared.check().await {
+        tracing::info!(
+            redis = %crate::config::mask_url_password(url),
+            "rate limits are shared through Redis"
+        );
+    }
+    Ok(Some(shared))
 }
 
 /// Runs `job` every `period`, starting one period from now.

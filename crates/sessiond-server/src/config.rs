@@ -25,7 +25,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite:` URL or `postgres://…`; SQLite in the data folder when absent.
     pub database_url: Option<String>,
+    /// `redis://[user:pass@]host:6379[/db]`: rate-limit counters shared by every instance
+    /// using it. Without it (or while it is unreachable), each instance counts alone.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key sessiond writes.
+    pub redis_prefix: String,
     /// PostgreSQL: how long a request waits for a connection (or a new one to open)
     /// before answering `503 STORAGE_UNAVAILABLE`.
     #[serde(with = "humantime_serde")]
@@ -122,6 +126,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./sessiond-data"),
             database_url: None,
             redis_url: None,
+            redis_prefix: "sessiond:".to_owned(),
             database_timeout: Duration::from_secs(3),
             database_statement_timeout: Duration::from_secs(5),
             database_max_connections: 16,
@@ -235,6 +240,22 @@ impl Config {
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1"));
         }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "redis_url",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        if let Some(url) = &self.redis_url
+            && let Err(e) = redis::Client::open(url.as_str())
+        {
+            return Err(invalid("redis_url", e.to_string()));
+        }
+        if self.redis_prefix.chars().any(char::is_whitespace) {
+            return Err(invalid("redis_prefix", "must not contain whitespace"));
+        }
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
@@ -338,6 +359,11 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "database_url");
+        let c = Config {
+            redis_url: Some("localhost:6379".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "redis_url");
     }
 
     #[test]

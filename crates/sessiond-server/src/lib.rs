@@ -3,8 +3,10 @@
 
 pub mod activity;
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod exchange;
+pub mod fanout;
 pub mod http;
 pub mod keys;
 pub mod mail;
@@ -19,7 +21,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use app::{App, AppError};
 pub use config::Config;
-pub use storage::open_store;
+pub use storage::{open_store, open_store_with_events};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -28,4 +30,6 @@ pub struct AppState {
     pub trusted_proxies: Arc<http::client_ip::TrustedProxies>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    /// Whether the shared rate-limit counters are reachable; `None` without `redis_url`.
+    pub redis: Option<Arc<ratelimit::RedisHealth>>,
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use sessiond_store::postgres::events::PgEvents;
 use sessiond_store::{PostgresOptions, PostgresStore, SqliteStore, Store, StoreError};
 
 use crate::Config;
@@ -12,6 +13,24 @@ pub const SQLITE_FILE: &str = "sessiond.db";
 
 /// Opens the configured store (without migrating it).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(open_store_with_events(config).await?.0)
+}
+
+/// The store, and for PostgreSQL its notification channel (for cross-instance fan-out).
+pub async fn open_store_with_events(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Option<PgEvents>), StoreError> {
+    if let Some(url) = config.database_url.as_deref()
+        && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        let store = PostgresStore::connect(url, postgres_options(config)).await?;
+        let events = store.events();
+        return Ok((Arc::new(store), Some(events)));
+    }
+    Ok((open_local_store(config).await?, None))
+}
+
+async fn open_local_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     match config.database_url.as_deref() {
         None => {
             ensure_dir(&config.data_dir)?;
@@ -20,9 +39,6 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
             ))
         }
         Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
-            Arc::new(PostgresStore::connect(url, postgres_options(config)).await?),
-        ),
         Some(_) => Err(StoreError::Unavailable(
             "unsupported database URL: use sqlite:, postgres:// or postgresql://".into(),
         )),

@@ -205,21 +205,21 @@ fn check(c: &Case, answer: &Answer) -> Vec<String> {
         .headers
         .get("www-authenticate")
         .and_then(|v| v.to_str().ok());
-    match c.code {
-        "TOKEN_INVALID" | "TOKEN_EXPIRED" => {
-            if !challenge
-                .is_some_and(|h| h.starts_with("Bearer") && h.contains(r#"error="invalid_token""#))
-            {
-                wrong.push(format!("WWW-Authenticate {challenge:?}"));
-            }
-        }
+    let challenge_ok = match c.code {
+        "TOKEN_INVALID" | "TOKEN_EXPIRED" => challenge
+            .is_some_and(|h| h.starts_with("Bearer") && h.contains(r#"error="invalid_token""#)),
+        // RFC 6750 §3.1: no error code when the request had no token at all.
         "TOKEN_NOT_PROVIDED" => {
-            // RFC 6750 §3.1: no error code when the request had no token at all.
-            if !challenge.is_some_and(|h| h.starts_with("Bearer") && !h.contains("error=")) {
-                wrong.push(format!("WWW-Authenticate {challenge:?}"));
-            }
+            challenge.is_some_and(|h| h.starts_with("Bearer") && !h.contains("error="))
         }
-        _ => {}
+        _ => true,
+    };
+    if !challenge_ok {
+        wrong.push(format!("WWW-Authenticate {challenge:?}"));
+    }
+    // RFC 9110 §15.5.6: a 405 lists the methods the resource has.
+    if answer.status == 405 && !answer.headers.contains_key("allow") {
+        wrong.push("405 without `Allow`".into());
     }
     if !wrong.is_empty() {
         wrong.push(format!(
@@ -677,6 +677,20 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
         case("anonymous is an array", M::POST, "/v1/sessions/anonymous")
             .json("[]")
             .expect(422, "VALIDATION_ERROR"),
+        // serde reads a struct from an array of its fields; the API must not.
+        case("registration is an array of every field", M::POST, "/v1/users")
+            .json(r#"["array@example.com", "correct horse battery", null, null]"#)
+            .expect(422, "VALIDATION_ERROR"),
+        case("login is an array of every field", M::POST, "/v1/auth/password")
+            .json(r#"["array@example.com", "correct horse battery", null]"#)
+            .expect(422, "VALIDATION_ERROR"),
+        case("anonymous is an array of every field", M::POST, "/v1/sessions/anonymous")
+            .json("[null]")
+            .expect(422, "VALIDATION_ERROR"),
+        case("admin session is an array of every field", M::POST, "/v1/admin/sessions")
+            .auth(Auth::Admin)
+            .json(format!(r#"["{user}", null, null]"#))
+            .expect(422, "VALIDATION_ERROR"),
         case("patch is an array", M::PATCH, format!("/v1/admin/users/{user}"))
             .auth(Auth::Admin)
             .json("[false]")
@@ -855,9 +869,9 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Header(fx.access.clone().into_bytes()))
             .expect(401, "TOKEN_NOT_PROVIDED"),
         // --- Wrong tokens in the right place: 401 TOKEN_INVALID.
-        case("non-ASCII Authorization", M::GET, "/v1/session")
+        case("non-ASCII bearer token", M::GET, "/v1/session")
             .auth(Auth::Header(b"Bearer \xe9\xe9\xe9".to_vec()))
-            .expect(401, "TOKEN_NOT_PROVIDED"),
+            .expect(401, "TOKEN_INVALID"),
         case("refresh token as bearer", M::GET, "/v1/session")
             .auth(Auth::Refresh)
             .expect(401, "TOKEN_INVALID"),
@@ -1239,7 +1253,14 @@ async fn garbage_and_deeply_nested_bodies_get_4xx_and_the_server_survives() {
                             .headers
                             .get("content-type")
                             .is_some_and(|v| v == "application/problem+json");
-                        if !(400..500).contains(&answer.status) || !problem {
+                        // A JSON object whose only members are unknown (and so ignored)
+                        // is a fine request for the one endpoint without required fields.
+                        let ignorable = *path == "/v1/sessions/anonymous"
+                            && content_type == Some("application/json")
+                            && body.first() == Some(&b'{')
+                            && answer.status == 201;
+                        let rejected = (400..500).contains(&answer.status) && problem;
+                        if !(rejected || ignorable) {
                             failures.push(format!(
                                 "{} {} {}: {} {}",
                                 method,

@@ -309,8 +309,12 @@ pub struct Health {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
+    /// `ready`, `degraded` (serving, but Redis is unreachable so rate limits are counted
+    /// per instance) or `unavailable`.
     pub status: &'static str,
     pub storage: &'static str,
+    /// `ok`, `degraded` (configured but unreachable) or `not_configured`.
+    pub redis: &'static str,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

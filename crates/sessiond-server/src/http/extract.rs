@@ -1,6 +1,7 @@
 //! Extractors. Authentication is an extractor whose rejection is the problem response,
 //! so a handler that compiles is a handler that checked.
 
+use std::any::TypeId;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
@@ -39,16 +40,79 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + 'static,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
+        if !has_json_content_type(req.headers()) {
+            return Err(unsupported_media_type());
+        }
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes).map_err(json_rejection)?;
+        require_object::<T>(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
+
+fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::validation(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "expected a body with `Content-Type: application/json`",
+    )
+}
+
+/// Request bodies described by a struct must be JSON objects: serde would also read a
+/// struct from a JSON array (its fields in order), which no client means. Only a body
+/// taken as any JSON value (`serde_json::Value`) is left to its handler to check.
+fn require_object<T: 'static>(bytes: &[u8]) -> Result<(), ApiError> {
+    if TypeId::of::<T>() == TypeId::of::<serde_json::Value>() {
+        return Ok(());
+    }
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(ApiError::validation(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+/// The raw body, within the body size limit; every rejection is a problem response.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
             .await
-            .map(|axum::Json(v)| ApiJson(v))
-            .map_err(json_rejection)
+            .map(ApiBytes)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::from(DomainError::PayloadTooLarge { limit_bytes: 0 })
+                        .with_detail("the request body is too large")
+                } else {
+                    ApiError::validation(StatusCode::BAD_REQUEST, e.body_text())
+                }
+            })
     }
 }
 
@@ -57,42 +121,23 @@ pub struct OptionalJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for OptionalJson<T>
 where
-    T: DeserializeOwned + Default,
+    T: DeserializeOwned + Default + 'static,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                let mime = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
-            ApiError::from(DomainError::PayloadTooLarge { limit_bytes: 0 })
-                .with_detail("the request body is too large")
-        })?;
+        let is_json = has_json_content_type(req.headers());
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
         if !is_json {
-            return Err(ApiError::validation(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "expected a body with `Content-Type: application/json`",
-            ));
+            return Err(unsupported_media_type());
         }
-        axum::Json::<T>::from_bytes(&bytes)
-            .map(|axum::Json(v)| OptionalJson(v))
-            .map_err(json_rejection)
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes).map_err(json_rejection)?;
+        require_object::<T>(&bytes)?;
+        Ok(OptionalJson(value))
     }
 }
 
@@ -155,8 +200,19 @@ impl FromRequestParts<AppState> for CurrentSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
-            .ok_or_else(|| ApiError::from_bearer(DomainError::TokenNotProvided))?;
+        let token = bearer_token(parts).ok_or_else(|| {
+            // A bearer credential that is there but unreadable is a malformed token.
+            let unreadable = parts.headers.get(header::AUTHORIZATION).is_some_and(|v| {
+                v.to_str().is_err()
+                    && v.as_bytes().len() > 7
+                    && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
+            });
+            ApiError::from_bearer(if unreadable {
+                DomainError::TokenInvalid
+            } else {
+                DomainError::TokenNotProvided
+            })
+        })?;
         state
             .service
             .authenticate(token, true)

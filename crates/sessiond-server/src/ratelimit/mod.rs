@@ -6,7 +6,9 @@
 //! same rule; and unlike a token bucket it can be read without being charged, which the
 //! per-account failure back-off needs.
 
+mod fallback;
 mod memory;
+mod redis;
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,7 +20,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sessiond_core::{Clock, DomainError};
 
+pub use fallback::{FallbackCounters, RedisHealth};
 pub use memory::MemoryCounters;
+pub use redis::RedisCounters;
 
 /// "50 per 15 minutes", written `50/15m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use sessiond_core::refresh::{RefreshDecision, StoredRefreshToken, decide};
 use sessiond_core::{DomainError, RefreshToken, RevokeReason, Session, SessionId, User, UserId};
 
 use super::{Service, ServiceError, ServiceResult};
+use crate::cache::Invalidation;
 
 /// A request's verified access token with the live session and user behind it.
 #[derive(Debug, Clone)]
@@ -48,16 +49,20 @@ impl Service {
     pub async fn authenticate(&self, token: &str, activity: bool) -> ServiceResult<Authenticated> {
         let now = self.now();
         let claims = self.verify_access(token, now).await?;
-        let (session, user) = self
-            .store
-            .session_with_user(claims.sid)
-            .await?
-            .ok_or(DomainError::TokenInvalid)?;
+        let (mut session, mut user, cached) = self.session_state(claims.sid).await?;
         if claims.sub.is_some() && claims.user_id() != session.user_id {
             return Err(DomainError::TokenInvalid.into());
         }
-        self.policy
-            .check(&session, now, self.last_active(&session))?;
+        let mut verdict = self.policy.check(&session, now, self.last_active(&session));
+        if cached && verdict == Err(DomainError::SessionInactive) {
+            // Another instance may have seen activity this one has not: ask storage.
+            self.fanout
+                .cache()
+                .invalidate(Invalidation::Session(session.id));
+            (session, user, _) = self.session_state(claims.sid).await?;
+            verdict = self.policy.check(&session, now, self.last_active(&session));
+        }
+        verdict?;
         Self::check_user(user.as_ref())?;
         if activity
             && self
@@ -79,6 +84,23 @@ impl Service {
             session,
             user,
         })
+    }
+
+    /// The session and its user, from the cache when it may be trusted, else from storage
+    /// (then cached). The flag says whether it came from the cache.
+    async fn session_state(&self, id: SessionId) -> ServiceResult<(Session, Option<User>, bool)> {
+        let cache = self.fanout.cache();
+        if let Some((session, user)) = cache.get(id) {
+            return Ok((session, user, true));
+        }
+        let ticket = cache.ticket();
+        let (session, user) = self
+            .store
+            .session_with_user(id)
+            .await?
+            .ok_or(DomainError::TokenInvalid)?;
+        cache.put(ticket, &session, user.as_ref());
+        Ok((session, user, false))
     }
 
     /// Signature and claims, reloading the key set once when the token names a key this

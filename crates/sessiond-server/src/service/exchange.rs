@@ -5,6 +5,7 @@ use sessiond_store::{NewUser, UserProfile};
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
+use crate::cache::Invalidation;
 use crate::exchange::{ExternalIdentity, MAX_TOKEN_BYTES};
 
 impl Service {
@@ -87,6 +88,7 @@ impl Service {
             .await?
             .ok_or(DomainError::UpstreamUnavailable)?;
         tx.commit().await?;
+        self.fanout.publish(&[Invalidation::User(user.id)]).await;
         Ok(user)
     }
 }

@@ -45,9 +45,16 @@ impl Service {
             Some(sid) => self.upgradable(tx.as_mut(), sid, now).await?,
             None => None,
         };
-        if let Some(uid) = user_id {
-            self.enforce_limit(tx.as_mut(), uid, upgradable.as_ref().map(|s| s.id), now)
-                .await?;
+        // Sessions whose state changes here, to announce once committed.
+        let mut changed = match user_id {
+            Some(uid) => {
+                self.enforce_limit(tx.as_mut(), uid, upgradable.as_ref().map(|s| s.id), now)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        if let Some(session) = &upgradable {
+            changed.push(session.id);
         }
 
         let session = match upgradable {
@@ -97,6 +104,7 @@ impl Service {
         })
         .await?;
         tx.commit().await?;
+        self.ended(&changed).await;
 
         metrics::counter!("sessiond_sessions_created_total", "method" => metric_method(&session.auth_method))
             .increment(1);
@@ -122,15 +130,16 @@ impl Service {
     }
 
     /// Makes room for one more session of `user`, or refuses, per the configured policy.
+    /// Returns the sessions it evicted (to announce after commit).
     async fn enforce_limit(
         &self,
         tx: &mut dyn Tx,
         user: UserId,
         joining: Option<SessionId>,
         now: DateTime<Utc>,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Vec<SessionId>> {
         let Some(limit) = self.policy.session_limit() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut live = tx
             .live_sessions_for_user(user, self.live_window(now))
@@ -138,7 +147,7 @@ impl Service {
         live.retain(|s| Some(s.id) != joining);
         let max = limit.max as usize;
         if live.len() < max {
-            return Ok(());
+            return Ok(Vec::new());
         }
         match limit.on_limit {
             OnLimit::Reject => {
@@ -156,8 +165,7 @@ impl Service {
                     .revoke_sessions(&victims, RevokeReason::EvictedByLimit, now)
                     .await?;
                 tracing::info!(user_id = %user, evicted = evicted.len(), "session limit reached: evicted the oldest sessions");
-                self.ended(&evicted);
-                Ok(())
+                Ok(evicted)
             }
         }
     }

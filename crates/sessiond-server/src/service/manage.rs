@@ -4,6 +4,7 @@ use sessiond_core::{DomainError, RevokeReason, SessionId, User, UserId};
 use sessiond_store::PurgeBefore;
 
 use super::{Authenticated, Service, ServiceResult, SessionInfo};
+use crate::cache::Invalidation;
 
 /// Largest app-data object a session may carry.
 pub const MAX_SESSION_DATA_BYTES: usize = 16 * 1024;
@@ -141,7 +142,8 @@ impl Service {
                 .await?
         };
         tx.commit().await?;
-        self.ended(&revoked);
+        self.fanout.publish(&[Invalidation::User(id)]).await;
+        self.ended(&revoked).await;
         tracing::info!(user_id = %id, active, revoked = revoked.len(), "user activation changed");
         Ok(user)
     }
@@ -184,7 +186,7 @@ impl Service {
         let mut tx = self.store.begin().await?;
         let revoked = tx.revoke_sessions(ids, reason, self.now()).await?;
         tx.commit().await?;
-        self.ended(&revoked);
+        self.ended(&revoked).await;
         for id in &revoked {
             tracing::info!(session_id = %id, reason = reason.as_str(), "session revoked");
         }
@@ -202,7 +204,7 @@ impl Service {
             .revoke_user_sessions(user, keep, reason, self.now())
             .await?;
         tx.commit().await?;
-        self.ended(&revoked);
+        self.ended(&revoked).await;
         tracing::info!(user_id = %user, reason = reason.as_str(), revoked = revoked.len(), "user sessions revoked");
         Ok(revoked.len())
     }

@@ -17,6 +17,8 @@ use sessiond_core::{Clock, DomainError, Session, SessionId, SessionPolicy, Token
 use sessiond_store::{LiveWindow, Store, StoreError};
 
 use crate::activity::ActivityTracker;
+use crate::cache::Invalidation;
+use crate::fanout::Fanout;
 use crate::keys::KeyManager;
 use crate::password_pool::PasswordPool;
 use crate::ratelimit::RateLimiter;
@@ -54,6 +56,8 @@ pub struct Service {
     pub admin_key: TokenHash,
     pub session_retention: chrono::Duration,
     pub limits: RateLimiter,
+    /// Announces session and user changes to every instance's cache.
+    pub fanout: Arc<Fanout>,
     pub otp: otp::OtpSettings,
     pub exchange: crate::exchange::Exchange,
 }
@@ -102,10 +106,17 @@ impl Service {
         }
     }
 
-    fn ended(&self, ids: &[SessionId]) {
+    /// Announces sessions whose state changed (ended, or bound to a user) to the caches
+    /// of every instance. Call after commit.
+    async fn ended(&self, ids: &[SessionId]) {
+        if ids.is_empty() {
+            return;
+        }
         for id in ids {
             self.activity.forget(*id);
         }
+        let changes: Vec<Invalidation> = ids.iter().map(|id| Invalidation::Session(*id)).collect();
+        self.fanout.publish(&changes).await;
         metrics::counter!("sessiond_sessions_revoked_total").increment(ids.len() as u64);
     }
 }

@@ -84,7 +84,7 @@ impl Service {
                 tx.revoke_sessions(&[session.id], RevokeReason::RefreshTokenReused, now)
                     .await?;
                 tx.commit().await?;
-                self.ended(&[session.id]);
+                self.ended(&[session.id]).await;
                 metrics::counter!("sessiond_refresh_reuse_detected_total").increment(1);
                 tracing::warn!(session_id = %session.id, "refresh token reused after rotation: session revoked");
                 return Err(DomainError::RefreshTokenReused.into());

@@ -274,6 +274,23 @@ impl TestApp {
         }
     }
 
+    /// The service behind this instance (for its cache's state).
+    pub fn service(&self) -> &sessiond_server::service::Service {
+        &self.keys_reloader
+    }
+
+    /// Waits until this instance trusts its session cache (its change subscription
+    /// works end to end).
+    pub async fn wait_for_cache(&self) {
+        for _ in 0..100 {
+            if self.service().fanout.cache().is_usable() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the session cache never became usable");
+    }
+
     /// Makes this instance reload its signing keys now (as its periodic job would).
     pub async fn state_reload_keys(&self) {
         self.keys_reloader

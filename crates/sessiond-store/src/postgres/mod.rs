@@ -10,6 +10,7 @@
 //! their own without it, under sqlx's advisory lock, so several instances may run
 //! `sessiond migrate` at once.
 
+pub mod events;
 mod rows;
 mod tx;
 
@@ -77,6 +78,11 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The notification channel on this store's database.
+    pub fn events(&self) -> events::PgEvents {
+        events::PgEvents::new(self.pool.clone())
+    }
+
     /// Connects to a `postgres://` or `postgresql://` URL, failing if the server does not
     /// answer within `options.connect_timeout`. Does not migrate.
     pub async fn connect(url: &str, options: PostgresOptions) -> StoreResult<Self> {

@@ -14,16 +14,26 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: storage answers.
+/// Readiness: storage answers. An unreachable Redis only degrades the service (rate
+/// limits are then counted per instance), so it is reported but still ready.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let redis = state
+        .redis
+        .as_ref()
+        .map_or("not_configured", |health| health.status());
     match state.service.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
             Json(Readiness {
-                status: "ready",
+                status: if redis == "degraded" {
+                    "degraded"
+                } else {
+                    "ready"
+                },
                 storage: "ok",
+                redis,
             }),
         ),
         Err(e) => {
@@ -33,6 +43,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                 Json(Readiness {
                     status: "unavailable",
                     storage: "unreachable",
+                    redis,
                 }),
             )
         }

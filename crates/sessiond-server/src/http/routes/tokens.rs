@@ -10,7 +10,7 @@ use crate::http::dto::{
     IntrospectRequest, IntrospectResponse, RefreshRequest, TokenResponse, ValidateRequest,
     ValidateResponse,
 };
-use crate::http::extract::{AdminKey, ApiJson, Limited, ValidateGroup};
+use crate::http::extract::{AdminKey, ApiBytes, ApiJson, Limited, ValidateGroup};
 use crate::http::problem::{ApiError, Problem};
 use crate::service::{Service, Validation};
 
@@ -89,7 +89,7 @@ pub async fn introspect(
     State(state): State<AppState>,
     _admin: AdminKey,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<IntrospectResponse>, ApiError> {
     let token = introspected_token(&headers, &body)?;
     let Some(found) = state.service.introspect(&token).await? else {

@@ -1,0 +1,213 @@
+//! The session states token checks decide on, kept in process so that a check costs no
+//! storage round trip in the common case.
+//!
+//! Exactness comes from invalidation, not from expiry: every change to a session or user
+//! anywhere is published (see [`crate::fanout`]) and evicts the entry on every instance.
+//! Three rules keep that exact:
+//! - the cache is only consulted while invalidations are known to arrive (`usable`); when
+//!   the channel drops, it is emptied and bypassed until the channel is back;
+//! - an entry read from storage is not stored if any invalidation arrived while it was being
+//!   read (`epoch`), so a late read cannot resurrect a revoked session;
+//! - the TTL is only a backstop for bugs, not part of the correctness argument.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use sessiond_core::{Session, SessionId, User, UserId};
+
+/// A change another instance (or this one) made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    Session(SessionId),
+    User(UserId),
+    /// Anything may have changed (e.g. after missed notifications).
+    Everything,
+}
+
+impl Invalidation {
+    pub fn encode(&self) -> String {
+        match self {
+            Invalidation::Session(id) => format!("s:{id}"),
+            Invalidation::User(id) => format!("u:{id}"),
+            Invalidation::Everything => "*".to_owned(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        match text.split_once(':') {
+            Some(("s", id)) => id.parse().ok().map(Invalidation::Session),
+            Some(("u", id)) => id.parse().ok().map(Invalidation::User),
+            _ if text == "*" => Some(Invalidation::Everything),
+            _ => None,
+        }
+    }
+}
+
+pub struct SessionCache {
+    sessions: moka::sync::Cache<SessionId, Arc<Session>>,
+    users: moka::sync::Cache<UserId, Arc<User>>,
+    usable: AtomicBool,
+    epoch: AtomicU64,
+}
+
+/// Where a lookup started, to decide later whether its result may be stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+impl SessionCache {
+    pub fn new(capacity: u64, ttl: Duration, usable: bool) -> Self {
+        Self {
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            users: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            usable: AtomicBool::new(usable),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached state, if the cache may be trusted now and holds both halves.
+    pub fn get(&self, id: SessionId) -> Option<(Session, Option<User>)> {
+        if !self.usable.load(Ordering::Acquire) {
+            return None;
+        }
+        let session = self.sessions.get(&id)?;
+        let user = match session.user_id {
+            Some(uid) => Some(User::clone(&*self.users.get(&uid)?)),
+            None => None,
+        };
+        Some((Session::clone(&session), user))
+    }
+
+    /// Take before reading from storage; pass to [`put`](Self::put).
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Stores what storage answered, unless something was invalidated since `ticket`.
+    pub fn put(&self, ticket: Ticket, session: &Session, user: Option<&User>) {
+        if !self.usable.load(Ordering::Acquire) || self.epoch.load(Ordering::Acquire) != ticket.0 {
+            return;
+        }
+        if let Some(user) = user {
+            self.users.insert(user.id, Arc::new(user.clone()));
+        }
+        self.sessions.insert(session.id, Arc::new(session.clone()));
+    }
+
+    pub fn invalidate(&self, what: Invalidation) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        match what {
+            Invalidation::Session(id) => self.sessions.invalidate(&id),
+            Invalidation::User(id) => self.users.invalidate(&id),
+            Invalidation::Everything => {
+                self.sessions.invalidate_all();
+                self.users.invalidate_all();
+            }
+        }
+    }
+
+    /// Whether invalidations are known to arrive; any change empties the cache, since
+    /// some may have been missed.
+    pub fn set_usable(&self, usable: bool) {
+        if self.usable.swap(usable, Ordering::AcqRel) != usable {
+            self.invalidate(Invalidation::Everything);
+        }
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.usable.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use sessiond_core::{AuthMethod, Device};
+
+    fn session(user: Option<UserId>) -> Session {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Session {
+            id: SessionId::new(),
+            user_id: user,
+            auth_method: AuthMethod::Password,
+            created_at: t,
+            last_active_at: t,
+            expires_at: t,
+            revoked_at: None,
+            revoked_reason: None,
+            device: Device::default(),
+        }
+    }
+
+    fn user() -> User {
+        User {
+            id: UserId::new(),
+            email: None,
+            name: None,
+            active: true,
+            created_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            mobile: None,
+            profile: None,
+        }
+    }
+
+    fn cache() -> SessionCache {
+        SessionCache::new(1000, Duration::from_secs(60), true)
+    }
+
+    #[test]
+    fn hits_need_both_session_and_user() {
+        let c = cache();
+        let u = user();
+        let s = session(Some(u.id));
+        c.put(c.ticket(), &s, Some(&u));
+        assert_eq!(c.get(s.id), Some((s.clone(), Some(u.clone()))));
+        c.invalidate(Invalidation::User(u.id));
+        assert_eq!(c.get(s.id), None, "a user change makes the session a miss");
+        let anon = session(None);
+        c.put(c.ticket(), &anon, None);
+        assert_eq!(c.get(anon.id), Some((anon, None)));
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_stored() {
+        let c = cache();
+        let s = session(None);
+        let ticket = c.ticket();
+        c.invalidate(Invalidation::Session(s.id));
+        c.put(ticket, &s, None);
+        assert_eq!(c.get(s.id), None);
+    }
+
+    #[test]
+    fn an_unusable_cache_answers_nothing_and_forgets_everything() {
+        let c = cache();
+        let s = session(None);
+        c.put(c.ticket(), &s, None);
+        c.set_usable(false);
+        assert_eq!(c.get(s.id), None);
+        c.put(c.ticket(), &s, None);
+        c.set_usable(true);
+        assert_eq!(c.get(s.id), None, "emptied on the way back");
+    }
+
+    #[test]
+    fn invalidations_round_trip_their_wire_form() {
+        for inv in [
+            Invalidation::Session(SessionId::new()),
+            Invalidation::User(UserId::new()),
+            Invalidation::Everything,
+        ] {
+            assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
+        }
+        assert_eq!(Invalidation::decode("x:nope"), None);
+        assert_eq!(Invalidation::decode("s:not-a-uuid"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! Counters in Redis, shared by every instance that uses the same server and prefix.
+//!
+//! A counter is the key `{prefix}rl:{key}:{window_index}`, with the window index from
+//! [`window_of`], so Redis and [`MemoryCounters`](super::MemoryCounters) count exactly
+//! the same windows. Each call is one round trip; each is bounded by a short timeout so
+//! that a slow or dead Redis costs a request at most that long.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+use tokio::sync::Mutex;
+
+use super::memory::window_of;
+use super::{CounterError, CounterStore, WindowCount};
+
+/// The default bound on one Redis call, connecting included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Keys outlive their window by this much, so an instance whose clock runs a little
+/// behind still finds the count rather than starting the window afresh.
+const EXPIRY_SLACK_MS: i64 = 5_000;
+
+/// INCR, and give the key its expiry when it has none (its first hit, or a key somehow
+/// left without one): atomic, one round trip, on any Redis version.
+const INCREMENT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+";
+
+pub struct RedisCounters {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+    increment: Script,
+    /// Opened on first use and dropped by [`reset`](Self::reset); the manager itself
+    /// reconnects after a dropped connection.
+    connection: Mutex<Option<ConnectionManager>>,
+}
+
+impl RedisCounters {
+    /// Parses the URL; connects only when first used, so a Redis that is down at start
+    /// costs nothing here.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, CounterError> {
+        let client = Client::open(url).map_err(|e| CounterError(format!("redis_url: {e}")))?;
+        Ok(Self {
+            client,
+            prefix: prefix.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            increment: Script::new(INCREMENT),
+            connection: Mutex::new(None),
+        })
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The Redis key of `key`'s counter in the window containing `now`.
+    pub fn redis_key(&self, key: &str, window: Duration, now: DateTime<Utc>) -> String {
+        let (index, _) = window_of(window, now);
+        format!("{}rl:{key}:{index}", self.prefix)
+    }
+
+    /// Answers when Redis answers `PING`.
+    pub async fn ping(&self) -> Result<(), CounterError> {
+        self.bounded(async {
+            let mut conn = self.connection().await?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(failed)
+        })
+        .await
+    }
+
+    /// Forgets the connection, so the next call opens a fresh one. A connection to a
+    /// server that vanished without closing it (a network partition) may otherwise only
+    /// ever time out.
+    pub async fn reset(&self) {
+        *self.connection.lock().await = None;
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, CounterError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            // One attempt per reconnect: the caller's health checks do the retrying.
+            .set_number_of_retries(0);
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(failed)?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, CounterError>>,
+    ) -> Result<T, CounterError> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| CounterError(format!("redis: no answer within {:?}", self.timeout)))?
+    }
+}
+
+fn failed(e: redis::RedisError) -> CounterError {
+    CounterError(format!("redis: {e}"))
+}
+
+#[async_trait]
+impl CounterStore for RedisCounters {
+    async fn increment(
+        &self,
+        key: &str,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<WindowCount, CounterError> {
+        let (_, resets_at) = window_of(window, now);
+        let key = self.redis_key(key, window, now);
+        let ttl_ms = (resets_at - now).num_milliseconds().max(1) + EXPIRY_SLACK_MS;
+        let count: u64 = self
+            .bounded(async {
+                let mut conn = self.connection().await?;
+                self.increment
+                    .key(&key)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(failed)
+            })
+            .await?;
+        Ok(WindowCount { count, resets_at })
+    }
+
+    async fn peek(
+        &self,
+        key: &str,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<WindowCount, CounterError> {
+        let (_, resets_at) = window_of(window, now);
+        let key = self.redis_key(key, window, now);
+        let count: Option<u64> = self
+            .bounded(async {
+                let mut conn = self.connection().await?;
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed)
+            })
+            .await?;
+        Ok(WindowCount {
+            count: count.unwrap_or(0),
+            resets_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::MemoryCounters;
+
+    const URL: &str = "redis://127.0.0.1:6379";
+
+    /// A Redis for this test, or `None` (announced) when none answers and `CI` is unset.
+    async fn redis(prefix: &str) -> Option<RedisCounters> {
+        let counters = RedisCounters::new(URL, prefix).unwrap();
+        match counters.ping().await {
+            Ok(()) => Some(counters),
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: Redis not reachable ({e})");
+                None
+            }
+            Err(e) => panic!("Redis must be reachable on {URL} in CI: {e}"),
+        }
+    }
+
+    #[test]
+    fn keys_name_the_memory_window() {
+        let counters = RedisCounters::new(URL, "p:").unwrap();
+        let w = Duration::from_secs(60);
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let (index, _) = window_of(w, t0);
+        assert_eq!(
+            counters.redis_key("login:1.2.3.4", w, t0),
+            format!("p:rl:login:1.2.3.4:{index}")
+        );
+        assert_eq!(
+            counters.redis_key("k", w, t0 + chrono::Duration::milliseconds(59_999)),
+            counters.redis_key("k", w, t0)
+        );
+        assert_ne!(
+            counters.redis_key("k", w, t0 + chrono::Duration::seconds(60)),
+            counters.redis_key("k", w, t0)
+        );
+    }
+
+    #[tokio::test]
+    async fn counts_exactly_like_memory_counters() {
+        let prefix = format!("sessiond-test:{}:", uuid::Uuid::new_v4().simple());
+        let Some(redis) = redis(&prefix).await else {
+            return;
+        };
+        let memory = MemoryCounters::default();
+        let w = Duration::from_secs(60);
+        let t0 = DateTime::from_timestamp(1_800_000_030, 0).unwrap();
+        let steps = [
+            ("a", 0, true),
+            ("a", 1, true),
+            ("a", 2, false),
+            ("b", 3, true),
+            ("a", 29_999, true),
+            ("a", 30_000, false),
+            ("a", 30_001, true),
+            ("b", 95_000, false),
+        ];
+        for (key, ms, increment) in steps {
+            let now = t0 + chrono::Duration::milliseconds(ms);
+            let (shared, local) = if increment {
+                (
+                    redis.increment(key, w, now).await,
+                    memory.increment(key, w, now).await,
+                )
+            } else {
+                (
+                    redis.peek(key, w, now).await,
+                    memory.peek(key, w, now).await,
+                )
+            };
+            assert_eq!(shared.unwrap(), local.unwrap(), "{key} at +{ms}ms");
+        }
+        // The key expires with its window (plus slack), whatever the clock said.
+        let mut conn = redis.connection().await.unwrap();
+        let key = redis.redis_key("a", w, t0 + chrono::Duration::milliseconds(30_001));
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=(60_000 + EXPIRY_SLACK_MS)).contains(&ttl), "ttl {ttl}");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_fast() {
+        // Nothing listens on port 1.
+        let redis = RedisCounters::new("redis://127.0.0.1:1", "p:").unwrap();
+        let started = std::time::Instant::now();
+        assert!(
+            redis
+                .increment("k", Duration::from_secs(60), Utc::now())
+                .await
+                .is_err()
+        );
+        assert!(redis.ping().await.is_err());
+        assert!(started.elapsed() < 2 * DEFAULT_TIMEOUT + Duration::from_millis(100));
+    }
+}
