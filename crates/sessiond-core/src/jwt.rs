@@ -56,6 +56,16 @@ impl AccessClaims {
         DateTime::from_timestamp(self.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
+    /// Expiry is exact: valid strictly before `exp`, with no leeway.
+    pub fn check_expiry(&self, now: DateTime<Utc>) -> Result<(), DomainError> {
+        if now.timestamp_millis() >= self.exp.saturating_mul(1000) {
+            return Err(DomainError::TokenExpired {
+                expired_at: self.expires_at(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn issued_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.iat, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
@@ -220,11 +230,7 @@ impl KeyRing {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| DomainError::TokenInvalid)?
             .claims;
-        if now.timestamp_millis() >= claims.exp.saturating_mul(1000) {
-            return Err(DomainError::TokenExpired {
-                expired_at: claims.expires_at(),
-            });
-        }
+        claims.check_expiry(now)?;
         Ok(claims)
     }
 }

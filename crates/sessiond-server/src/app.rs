@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::activity::ActivityTracker;
-use crate::cache::SessionCache;
+use crate::cache::{SessionCache, VerifiedTokens};
 use crate::config::ConfigError;
 use crate::exchange::{Exchange, ExchangeConfigError};
 use crate::fanout::Fanout;
@@ -39,6 +39,8 @@ pub const ADMIN_KEY_FILE: &str = "admin-api-key";
 pub const OUTBOX_DIR: &str = "outbox";
 /// Sessions whose state is kept in memory (about 1 KiB each).
 const SESSION_CACHE_CAPACITY: u64 = 100_000;
+/// Verified access tokens remembered (about 0.5 KiB each).
+const VERIFIED_TOKENS_CAPACITY: u64 = 100_000;
 /// A backstop only: invalidations keep the cache exact.
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
 const COUNTER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -143,6 +145,7 @@ impl App {
             None => Fanout::local(cache),
         });
         let service = Service {
+            verified: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY, config.access_token_ttl),
             fanout,
             limits,
             otp,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use sessiond_core::jwt::AccessClaims;
 use sessiond_core::{Session, SessionId, User, UserId};
 
 /// A change another instance (or this one) made.
@@ -122,6 +123,34 @@ impl SessionCache {
 
     pub fn is_usable(&self) -> bool {
         self.usable.load(Ordering::Acquire)
+    }
+}
+
+/// Access tokens whose signature, type, issuer and audience were verified, keyed by the
+/// exact token text: a client presents the same token many times, and an Ed25519
+/// verification costs tens of microseconds where this lookup costs well under one. Any
+/// changed byte is a different key, so nothing unverified is ever accepted; expiry is still
+/// checked on every use, and session state still comes from the session cache or storage.
+pub struct VerifiedTokens {
+    claims: moka::sync::Cache<Box<str>, Arc<AccessClaims>>,
+}
+
+impl VerifiedTokens {
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            claims: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    pub fn get(&self, token: &str) -> Option<Arc<AccessClaims>> {
+        self.claims.get(token)
+    }
+
+    pub fn insert(&self, token: &str, claims: AccessClaims) {
+        self.claims.insert(token.into(), Arc::new(claims));
     }
 }
 

@@ -249,9 +249,18 @@ impl Config {
             ));
         }
         if let Some(url) = &self.redis_url
+            && url.starts_with("rediss://")
+        {
+            return Err(invalid(
+                "redis_url",
+                "rediss:// (TLS) is not supported by this build: use redis://, over a private \
+                 network or a TLS tunnel",
+            ));
+        }
+        if let Some(url) = &self.redis_url
             && let Err(e) = redis::Client::open(url.as_str())
         {
-            return Err(invalid("redis_url", e.to_string()));
+            return Err(invalid("redis_url", format!("is not a Redis URL ({e})")));
         }
         if self.redis_prefix.chars().any(char::is_whitespace) {
             return Err(invalid("redis_prefix", "must not contain whitespace"));
@@ -364,6 +373,19 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "redis_url");
+        for url in ["rediss://cache:6379", "redis://cache:notaport"] {
+            let c = Config {
+                redis_url: Some(url.into()),
+                ..Config::default()
+            };
+            assert_eq!(c.validate().unwrap_err().key, "redis_url", "{url}");
+        }
+        Config {
+            redis_url: Some("redis://:secret@cache:6379/2".into()),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]

@@ -106,6 +106,20 @@ impl Service {
     /// Signature and claims, reloading the key set once when the token names a key this
     /// instance has not seen (it may have been rotated elsewhere).
     async fn verify_access(&self, token: &str, now: DateTime<Utc>) -> ServiceResult<AccessClaims> {
+        if let Some(claims) = self.verified.get(token) {
+            claims.check_expiry(now)?;
+            return Ok(AccessClaims::clone(&claims));
+        }
+        let claims = self.verify_signature(token, now).await?;
+        self.verified.insert(token, claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_signature(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<AccessClaims> {
         match self.keys.current().verify(token, now) {
             Err(DomainError::TokenInvalid)
                 if claimed_kid(token).is_some_and(|kid| self.keys.should_reload_for(&kid)) =>

@@ -58,6 +58,8 @@ pub struct Service {
     pub limits: RateLimiter,
     /// Announces session and user changes to every instance's cache.
     pub fanout: Arc<Fanout>,
+    /// Access tokens already verified, to skip the signature check on repeat presentations.
+    pub verified: crate::cache::VerifiedTokens,
     pub otp: otp::OtpSettings,
     pub exchange: crate::exchange::Exchange,
 }
