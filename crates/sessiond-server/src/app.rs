@@ -21,7 +21,7 @@ use crate::activity::ActivityTracker;
 use crate::cache::{SessionCache, VerifiedTokens};
 use crate::config::ConfigError;
 use crate::exchange::{Exchange, ExchangeConfigError};
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, RedisChannel};
 use crate::http::client_ip::TrustedProxies;
 use crate::keys::{KeyManager, KeysError};
 use crate::mail::{MailConfigError, Mailer, Templates};
@@ -140,10 +140,10 @@ impl App {
             SESSION_CACHE_TTL,
             events.is_none(),
         ));
-        let fanout = Arc::new(match events {
-            Some(events) => Fanout::postgres(cache, events),
-            None => Fanout::local(cache),
-        });
+        let redis_channel = shared_counters
+            .as_ref()
+            .map(|shared| RedisChannel::new(shared.link().clone(), &config.redis_prefix));
+        let fanout = Arc::new(Fanout::new(cache, events, redis_channel));
         let service = Service {
             verified: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY, config.access_token_ttl),
             fanout,
@@ -224,7 +224,11 @@ impl App {
     }
 
     fn spawn_background(&self) -> Vec<JoinHandle<()>> {
-        let mut tasks = vec![tokio::spawn(self.state.service.fanout.clone().listen())];
+        let fanout = &self.state.service.fanout;
+        let mut tasks = vec![
+            tokio::spawn(fanout.clone().listen()),
+            tokio::spawn(fanout.clone().listen_redis()),
+        ];
         let service = self.state.service.clone();
         let cleanup_every = self.config.cleanup_interval;
         if !cleanup_every.is_zero() {
@@ -276,7 +280,7 @@ async fn shared_counters(
     let Some(url) = &config.redis_url else {
         return Ok(None);
     };
-    let redis = RedisCounters::new(url, &config.redis_prefix).map_err(|e| ConfigError {
+    let redis = RedisCounters::open(url, &config.redis_prefix).map_err(|e| ConfigError {
         key: "redis_url",
         problem: e.to_string(),
     })?;

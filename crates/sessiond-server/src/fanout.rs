@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use sessiond_store::postgres::events::{PgEvents, PgSubscription};
 
+use futures_util::StreamExt;
+
 use crate::cache::{Invalidation, SessionCache};
+use crate::redis_link::RedisLink;
 
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// Silence this long means the subscription is dead, whatever the socket says.
@@ -18,25 +21,47 @@ const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 /// `NOTIFY` payloads are limited to 8000 bytes; an encoded invalidation is ~40.
 const PER_NOTIFICATION: usize = 150;
 
+/// The Redis pub/sub channel of the instances sharing a prefix: a second, fast path
+/// for changes. It adds speed, not trust: the cache is trusted on the PostgreSQL
+/// channel's heartbeat, so losing Redis loses nothing.
+pub struct RedisChannel {
+    link: Arc<RedisLink>,
+    name: String,
+}
+
+impl RedisChannel {
+    pub fn new(link: Arc<RedisLink>, prefix: &str) -> Self {
+        Self {
+            link,
+            name: format!("{prefix}invalidations"),
+        }
+    }
+}
+
 pub struct Fanout {
     cache: Arc<SessionCache>,
     postgres: Option<PgEvents>,
+    redis: Option<RedisChannel>,
 }
 
 impl Fanout {
-    /// A single instance: nothing to tell anyone else.
-    pub fn local(cache: Arc<SessionCache>) -> Self {
+    /// `postgres`: the storage's channel when several instances may share the storage;
+    /// without it this instance is alone and changes apply locally only.
+    pub fn new(
+        cache: Arc<SessionCache>,
+        postgres: Option<PgEvents>,
+        redis: Option<RedisChannel>,
+    ) -> Self {
         Self {
             cache,
-            postgres: None,
+            postgres,
+            redis,
         }
     }
 
-    pub fn postgres(cache: Arc<SessionCache>, events: PgEvents) -> Self {
-        Self {
-            cache,
-            postgres: Some(events),
-        }
+    /// A single instance: nothing to tell anyone else.
+    pub fn local(cache: Arc<SessionCache>) -> Self {
+        Self::new(cache, None, None)
     }
 
     pub fn cache(&self) -> &SessionCache {
@@ -49,19 +74,42 @@ impl Fanout {
         for change in changes {
             self.cache.invalidate(*change);
         }
-        let Some(events) = &self.postgres else { return };
         for chunk in changes.chunks(PER_NOTIFICATION) {
             let payload = chunk
                 .iter()
                 .map(Invalidation::encode)
                 .collect::<Vec<_>>()
                 .join(" ");
+            if let Some(redis) = &self.redis {
+                self.publish_redis(redis, &payload).await;
+            }
+            let Some(events) = &self.postgres else {
+                continue;
+            };
             if let Err(e) = events.publish(&payload).await {
                 // The change itself is committed; other instances drop it from their
                 // caches when their entries expire.
                 tracing::error!(error = %e, "could not notify other instances of a session change");
                 metrics::counter!("sessiond_fanout_publish_failures_total").increment(1);
             }
+        }
+    }
+
+    async fn publish_redis(&self, redis: &RedisChannel, payload: &str) {
+        let published = redis
+            .link
+            .bounded(async {
+                let mut conn = redis.link.connection().await?;
+                Ok(redis::cmd("PUBLISH")
+                    .arg(&redis.name)
+                    .arg(payload)
+                    .query_async::<()>(&mut conn)
+                    .await?)
+            })
+            .await;
+        if let Err(e) = published {
+            // PostgreSQL carries the change too; Redis only makes it faster.
+            tracing::debug!(error = %e, "could not publish a session change through Redis");
         }
     }
 
@@ -94,6 +142,31 @@ impl Fanout {
             }
             tokio::time::sleep(retry).await;
             retry = (retry * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Applies changes arriving through Redis for as long as the process runs.
+    pub async fn listen_redis(self: Arc<Self>) {
+        let Some(redis) = &self.redis else { return };
+        loop {
+            if let Ok(Ok(mut pubsub)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                redis.link.client().get_async_pubsub(),
+            )
+            .await
+                && pubsub.subscribe(&redis.name).await.is_ok()
+            {
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let Ok(payload) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    for change in payload.split(' ').filter_map(Invalidation::decode) {
+                        self.cache.invalidate(change);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod mail;
 pub mod password_pool;
 pub mod ratelimit;
+pub mod redis_link;
 pub mod service;
 mod storage;
 

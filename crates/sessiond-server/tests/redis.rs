@@ -403,3 +403,47 @@ async fn a_redis_that_stops_answering_costs_a_request_at_most_a_short_timeout() 
     );
     delete_keys(&prefix).await;
 }
+
+/// Two instances on one SQLite folder hear nothing from each other except through Redis:
+/// a logout on one must still reach the other's session cache.
+#[tokio::test]
+async fn session_changes_travel_through_redis_pub_sub() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = format!("sessiond-test:{}:", uuid::Uuid::new_v4().simple());
+    let (url, p) = (format!("redis://{REDIS}"), prefix.clone());
+    let a = spawn_with(move |c| {
+        c.redis_url = Some(url);
+        c.redis_prefix = p;
+    })
+    .await;
+    let (url, p) = (format!("redis://{REDIS}"), prefix.clone());
+    let b = spawn_sibling(&a, move |c| {
+        c.redis_url = Some(url);
+        c.redis_prefix = p;
+    })
+    .await;
+    // Let both subscriptions settle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let grant = a.register(&unique_email()).await;
+    let token = access(&grant);
+    a.whoami(&token).await.ok(200);
+    a.whoami(&token).await.ok(200);
+    b.post_as("/v1/logout", &token, serde_json::json!({}))
+        .await
+        .ok(204);
+    let started = std::time::Instant::now();
+    loop {
+        let reply = a.whoami(&token).await;
+        if reply.status == 401 {
+            reply.problem(401, "SESSION_REVOKED");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the change never arrived through Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

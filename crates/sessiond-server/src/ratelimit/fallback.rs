@@ -83,6 +83,11 @@ pub struct FallbackCounters {
 }
 
 impl FallbackCounters {
+    /// The Redis connection behind the counters, for others to share.
+    pub fn link(&self) -> &std::sync::Arc<crate::redis_link::RedisLink> {
+        self.redis.link()
+    }
+
     pub fn new(redis: RedisCounters, local: Arc<MemoryCounters>) -> Self {
         metrics::gauge!("sessiond_redis_up").set(1.0);
         Self {
@@ -179,7 +184,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_redis_degrades_to_this_instances_counts() {
         // Nothing listens on port 1.
-        let redis = RedisCounters::new("redis://127.0.0.1:1", "p:").unwrap();
+        let redis = RedisCounters::open("redis://127.0.0.1:1", "p:").unwrap();
         let local = Arc::new(MemoryCounters::default());
         let counters = FallbackCounters::new(redis, local.clone());
         let health = counters.health();

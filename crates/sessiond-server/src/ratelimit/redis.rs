@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
-use tokio::sync::Mutex;
+use std::sync::Arc;
+
+use redis::Script;
 
 use super::memory::window_of;
 use super::{CounterError, CounterStore, WindowCount};
 
-/// The default bound on one Redis call, connecting included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+use crate::redis_link::{RedisLink, RedisLinkError};
 
 /// Keys outlive their window by this much, so an instance whose clock runs a little
 /// behind still finds the count rather than starting the window afresh.
@@ -34,32 +33,28 @@ return n
 ";
 
 pub struct RedisCounters {
-    client: Client,
+    link: Arc<RedisLink>,
     prefix: String,
-    timeout: Duration,
     increment: Script,
-    /// Opened on first use and dropped by [`reset`](Self::reset); the manager itself
-    /// reconnects after a dropped connection.
-    connection: Mutex<Option<ConnectionManager>>,
 }
 
 impl RedisCounters {
-    /// Parses the URL; connects only when first used, so a Redis that is down at start
-    /// costs nothing here.
-    pub fn new(url: &str, prefix: &str) -> Result<Self, CounterError> {
-        let client = Client::open(url).map_err(|e| CounterError(format!("redis_url: {e}")))?;
-        Ok(Self {
-            client,
+    pub fn new(link: Arc<RedisLink>, prefix: &str) -> Self {
+        Self {
+            link,
             prefix: prefix.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
             increment: Script::new(INCREMENT),
-            connection: Mutex::new(None),
-        })
+        }
     }
 
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    /// Counters on their own connection to `url`.
+    pub fn open(url: &str, prefix: &str) -> Result<Self, CounterError> {
+        let link = RedisLink::open(url).map_err(failed)?;
+        Ok(Self::new(Arc::new(link), prefix))
+    }
+
+    pub fn link(&self) -> &Arc<RedisLink> {
+        &self.link
     }
 
     /// The Redis key of `key`'s counter in the window containing `now`.
@@ -68,54 +63,17 @@ impl RedisCounters {
         format!("{}rl:{key}:{index}", self.prefix)
     }
 
-    /// Answers when Redis answers `PING`.
     pub async fn ping(&self) -> Result<(), CounterError> {
-        self.bounded(async {
-            let mut conn = self.connection().await?;
-            redis::cmd("PING")
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(failed)
-        })
-        .await
+        self.link.ping().await.map_err(failed)
     }
 
-    /// Forgets the connection, so the next call opens a fresh one. A connection to a
-    /// server that vanished without closing it (a network partition) may otherwise only
-    /// ever time out.
     pub async fn reset(&self) {
-        *self.connection.lock().await = None;
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, CounterError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            // One attempt per reconnect: the caller's health checks do the retrying.
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
-            .map_err(failed)?;
-        *slot = Some(conn.clone());
-        Ok(conn)
-    }
-
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = Result<T, CounterError>>,
-    ) -> Result<T, CounterError> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| CounterError(format!("redis: no answer within {:?}", self.timeout)))?
+        self.link.reset().await;
     }
 }
 
-fn failed(e: redis::RedisError) -> CounterError {
-    CounterError(format!("redis: {e}"))
+fn failed(e: RedisLinkError) -> CounterError {
+    CounterError(e.to_string())
 }
 
 #[async_trait]
@@ -130,16 +88,18 @@ impl CounterStore for RedisCounters {
         let key = self.redis_key(key, window, now);
         let ttl_ms = (resets_at - now).num_milliseconds().max(1) + EXPIRY_SLACK_MS;
         let count: u64 = self
+            .link
             .bounded(async {
-                let mut conn = self.connection().await?;
-                self.increment
+                let mut conn = self.link.connection().await?;
+                Ok(self
+                    .increment
                     .key(&key)
                     .arg(ttl_ms)
                     .invoke_async(&mut conn)
-                    .await
-                    .map_err(failed)
+                    .await?)
             })
-            .await?;
+            .await
+            .map_err(failed)?;
         Ok(WindowCount { count, resets_at })
     }
 
@@ -152,15 +112,13 @@ impl CounterStore for RedisCounters {
         let (_, resets_at) = window_of(window, now);
         let key = self.redis_key(key, window, now);
         let count: Option<u64> = self
+            .link
             .bounded(async {
-                let mut conn = self.connection().await?;
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(failed)
+                let mut conn = self.link.connection().await?;
+                Ok(redis::cmd("GET").arg(&key).query_async(&mut conn).await?)
             })
-            .await?;
+            .await
+            .map_err(failed)?;
         Ok(WindowCount {
             count: count.unwrap_or(0),
             resets_at,
@@ -177,7 +135,7 @@ mod tests {
 
     /// A Redis for this test, or `None` (announced) when none answers and `CI` is unset.
     async fn redis(prefix: &str) -> Option<RedisCounters> {
-        let counters = RedisCounters::new(URL, prefix).unwrap();
+        let counters = RedisCounters::open(URL, prefix).unwrap();
         match counters.ping().await {
             Ok(()) => Some(counters),
             Err(e) if std::env::var_os("CI").is_none() => {
@@ -190,7 +148,7 @@ mod tests {
 
     #[test]
     fn keys_name_the_memory_window() {
-        let counters = RedisCounters::new(URL, "p:").unwrap();
+        let counters = RedisCounters::open(URL, "p:").unwrap();
         let w = Duration::from_secs(60);
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let (index, _) = window_of(w, t0);
@@ -243,7 +201,7 @@ mod tests {
             assert_eq!(shared.unwrap(), local.unwrap(), "{key} at +{ms}ms");
         }
         // The key expires with its window (plus slack), whatever the clock said.
-        let mut conn = redis.connection().await.unwrap();
+        let mut conn = redis.link.connection().await.unwrap();
         let key = redis.redis_key("a", w, t0 + chrono::Duration::milliseconds(30_001));
         let ttl: i64 = redis::cmd("PTTL")
             .arg(&key)
@@ -267,7 +225,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_redis_fails_fast() {
         // Nothing listens on port 1.
-        let redis = RedisCounters::new("redis://127.0.0.1:1", "p:").unwrap();
+        let redis = RedisCounters::open("redis://127.0.0.1:1", "p:").unwrap();
         let started = std::time::Instant::now();
         assert!(
             redis
@@ -276,6 +234,8 @@ mod tests {
                 .is_err()
         );
         assert!(redis.ping().await.is_err());
-        assert!(started.elapsed() < 2 * DEFAULT_TIMEOUT + Duration::from_millis(100));
+        assert!(
+            started.elapsed() < 2 * crate::redis_link::DEFAULT_TIMEOUT + Duration::from_millis(100)
+        );
     }
 }
