@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::proxy::CuttableProxy;
+use common::proxy::{Mode, Proxy};
 use common::*;
 use reqwest::Method;
 use sessiond_store::testing::postgres;
@@ -16,7 +16,7 @@ async fn postgres_down_gives_fast_503s_and_service_resumes_when_it_returns() {
     };
     let url = reqwest::Url::parse(database.url()).unwrap();
     let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-    let proxy = CuttableProxy::start(&upstream).await;
+    let proxy = Proxy::start(upstream).await;
     let mut through_proxy = url.clone();
     through_proxy.set_port(Some(proxy.port)).unwrap();
 
@@ -29,7 +29,7 @@ async fn postgres_down_gives_fast_503s_and_service_resumes_when_it_returns() {
     let token = access(&grant);
     app.whoami(&token).await.ok(200);
 
-    proxy.cut();
+    proxy.set(Mode::Cut);
     // What needs storage fails at once.
     let started = Instant::now();
     let reply = app.get("/v1/sessions", &token).await;
@@ -72,7 +72,7 @@ async fn postgres_down_gives_fast_503s_and_service_resumes_when_it_returns() {
     let problem_body = app.login(&unique_email()).await;
     assert_eq!(problem_body.status, 503, "{}", problem_body.text);
 
-    proxy.restore();
+    proxy.set(Mode::Forward);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let reply = app.whoami(&token).await;

@@ -9,11 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::proxy::{Mode, Proxy};
 use common::*;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 const REDIS: &str = "127.0.0.1:6379";
 /// A request never takes longer than this, Redis or not.
@@ -155,77 +153,8 @@ async fn assert_shared(a: &TestApp, b: &TestApp, ip: &str) {
     assert_eq!(anonymous(b, ip).await, 429, "the budget is shared");
 }
 
-/// What the proxy does with traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Forward,
-    /// Closes every connection and refuses new ones (accepts and closes them at once).
-    Cut,
-    /// Holds every connection open and passes nothing, like a network partition: only
-    /// timeouts notice. Held connections close when the mode changes.
-    Freeze,
-}
-
-/// Stands between sessiond and Redis, to take Redis away and bring it back.
-struct Proxy {
-    port: u16,
-    mode: watch::Sender<Mode>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (mode, _) = watch::channel(Mode::Forward);
-        let modes = mode.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mut mode = modes.subscribe();
-                let now = *mode.borrow_and_update();
-                match now {
-                    Mode::Cut => continue, // dropped: closed at once
-                    Mode::Freeze => {
-                        tokio::spawn(async move {
-                            let _ = mode.changed().await;
-                            drop(client);
-                        });
-                    }
-                    Mode::Forward => {
-                        tokio::spawn(async move {
-                            let Ok(mut server) = TcpStream::connect(upstream).await else {
-                                return;
-                            };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                _ = mode.changed() => {
-                                    if *mode.borrow_and_update() == Mode::Freeze {
-                                        let _ = mode.changed().await;
-                                    }
-                                }
-                            }
-                        });
-                    }
-                }
-            }
-        });
-        Self { port, mode, accept }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn set(&self, mode: Mode) {
-        self.mode.send_replace(mode);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.mode.send_replace(Mode::Cut);
-    }
+fn proxied_redis(proxy: &Proxy) -> String {
+    format!("redis://127.0.0.1:{}", proxy.port)
 }
 
 #[tokio::test]
@@ -269,8 +198,8 @@ async fn a_redis_outage_degrades_to_per_instance_limits_and_recovers() {
     }
     let proxy = Proxy::start(REDIS).await;
     let prefix = unique_prefix();
-    let a = spawn_with(shared_limits(&proxy.url(), &prefix)).await;
-    let b = spawn_sibling(&a, shared_limits(&proxy.url(), &prefix)).await;
+    let a = spawn_with(shared_limits(&proxied_redis(&proxy), &prefix)).await;
+    let b = spawn_sibling(&a, shared_limits(&proxied_redis(&proxy), &prefix)).await;
     assert_eq!(readyz(&a).await.1["redis"], "ok");
     assert_shared(&a, &b, "203.0.113.1").await;
 
@@ -339,7 +268,7 @@ async fn an_instance_started_while_redis_is_down_serves_and_recovers() {
     proxy.set(Mode::Cut);
     let prefix = unique_prefix();
     let started = Instant::now();
-    let a = spawn_with(shared_limits(&proxy.url(), &prefix)).await;
+    let a = spawn_with(shared_limits(&proxied_redis(&proxy), &prefix)).await;
     let build = started.elapsed();
     assert!(build < Duration::from_secs(3), "started in {build:?}");
     let (status, body) = readyz(&a).await;
@@ -353,7 +282,7 @@ async fn an_instance_started_while_redis_is_down_serves_and_recovers() {
 
     proxy.set(Mode::Forward);
     let recovered = wait_for_redis(&a, "ok", Duration::from_secs(5)).await;
-    let b = spawn_sibling(&a, shared_limits(&proxy.url(), &prefix)).await;
+    let b = spawn_sibling(&a, shared_limits(&proxied_redis(&proxy), &prefix)).await;
     assert_eq!(readyz(&b).await.1["redis"], "ok");
     assert_shared(&a, &b, "203.0.113.2").await;
     eprintln!("started degraded in {build:?}; recovered {recovered:?} after Redis returned");
@@ -367,7 +296,7 @@ async fn a_redis_that_stops_answering_costs_a_request_at_most_a_short_timeout() 
     }
     let proxy = Proxy::start(REDIS).await;
     let prefix = unique_prefix();
-    let a = spawn_with(shared_limits(&proxy.url(), &prefix)).await;
+    let a = spawn_with(shared_limits(&proxied_redis(&proxy), &prefix)).await;
     assert_eq!(readyz(&a).await.1["redis"], "ok");
 
     proxy.set(Mode::Freeze);
@@ -395,7 +324,7 @@ async fn a_redis_that_stops_answering_costs_a_request_at_most_a_short_timeout() 
     let restored_at = Instant::now();
     wait_for_redis(&a, "ok", Duration::from_secs(5)).await;
     let recovered = restored_at.elapsed();
-    let b = spawn_sibling(&a, shared_limits(&proxy.url(), &prefix)).await;
+    let b = spawn_sibling(&a, shared_limits(&proxied_redis(&proxy), &prefix)).await;
     assert_shared(&a, &b, "203.0.113.2").await;
     eprintln!(
         "frozen Redis: first request {first:?}, next three {next_three:?}; \

@@ -1,57 +1,78 @@
-//! A TCP proxy the tests can cut: stands between sessiond and a real server (PostgreSQL,
-//! Redis) to simulate that server going away and coming back, without touching the real
-//! server other tests share.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! A TCP proxy the tests control: it stands between sessiond and a real server
+//! (PostgreSQL, Redis) to take that server away and bring it back, without touching the
+//! real server other tests share.
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-pub struct CuttableProxy {
-    pub port: u16,
-    up: Arc<AtomicBool>,
-    /// Bumped on every cut, so live connections close.
-    cuts: watch::Sender<u64>,
+/// What the proxy does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Forward,
+    /// Closes every connection and refuses new ones (accepts and closes them at once).
+    Cut,
+    /// Holds every connection open and passes nothing, like a network partition: only
+    /// timeouts notice. Held connections close when the mode changes.
+    Freeze,
 }
 
-impl CuttableProxy {
-    pub async fn start(upstream: &str) -> Self {
+/// Stands between sessiond and a server, to take the server away and bring it back.
+pub struct Proxy {
+    pub port: u16,
+    mode: watch::Sender<Mode>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: impl Into<String>) -> Self {
+        let upstream: String = upstream.into();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cuts, _) = watch::channel(0u64);
-        let (accept_up, accept_cuts, upstream) = (up.clone(), cuts.clone(), upstream.to_owned());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if !accept_up.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let mut cut = accept_cuts.subscribe();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
+        let (mode, _) = watch::channel(Mode::Forward);
+        let modes = mode.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut mode = modes.subscribe();
+                let now = *mode.borrow_and_update();
+                match now {
+                    Mode::Cut => continue, // dropped: closed at once
+                    Mode::Freeze => {
+                        tokio::spawn(async move {
+                            let _ = mode.changed().await;
+                            drop(client);
+                        });
                     }
-                });
+                    Mode::Forward => {
+                        let upstream = upstream.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = mode.changed() => {
+                                    if *mode.borrow_and_update() == Mode::Freeze {
+                                        let _ = mode.changed().await;
+                                    }
+                                }
+                            }
+                        });
+                    }
+                }
             }
         });
-        Self { port, up, cuts }
+        Self { port, mode, accept }
     }
 
-    /// Closes every connection and refuses new ones.
-    pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cuts.send_modify(|n| *n += 1);
+    pub fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
     }
+}
 
-    pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.mode.send_replace(Mode::Cut);
     }
 }
