@@ -1,35 +1,46 @@
-//! Password hashing off the async runtime, on a bounded pool.
+//! Password hashing on a fixed set of threads, off the async runtime.
 //!
-//! argon2id at OWASP parameters costs tens of milliseconds of one core. Running it on the
-//! runtime's threads would stall every token check behind a burst of logins; running it
-//! unbounded on the blocking pool would queue without limit. So at most `workers` hashes
-//! run at once and at most `queue` more wait; past that a login fails fast with 503.
+//! argon2id at OWASP parameters costs tens of milliseconds and 19 MiB of one core. Run on
+//! the runtime's threads it would stall every token check behind a burst of logins; run on
+//! tokio's blocking pool it would spread its 19 MiB buffers over many threads, each of
+//! which keeps its freed buffer in its own allocator arena (hundreds of MiB of resident
+//! memory after a burst). So `workers` long-lived threads do all hashing, fed by a queue
+//! of at most `queue` waiting logins; when that is full a login fails fast with 503.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
 use sessiond_core::DomainError;
 use sessiond_core::password::{Password, PasswordHasher};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
 
 #[derive(Clone)]
 pub struct PasswordPool {
-    hasher: Arc<PasswordHasher>,
-    workers: Arc<Semaphore>,
-    /// Hashes running or waiting for a worker.
-    in_flight: Arc<AtomicUsize>,
-    /// Most hashes allowed in flight: workers plus the queue.
-    capacity: usize,
+    jobs: SyncSender<Job>,
 }
 
 impl PasswordPool {
     pub fn new(workers: usize, queue: usize) -> Self {
-        Self {
-            hasher: Arc::new(PasswordHasher::new()),
-            workers: Arc::new(Semaphore::new(workers.max(1))),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            capacity: workers.max(1) + queue,
+        let (jobs, inbox) = mpsc::sync_channel::<Job>(queue);
+        let inbox = Arc::new(Mutex::new(inbox));
+        let hasher = Arc::new(PasswordHasher::new());
+        for n in 0..workers.max(1) {
+            let (inbox, hasher) = (inbox.clone(), hasher.clone());
+            std::thread::Builder::new()
+                .name(format!("sessiond-argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let next = inbox.lock().expect("password queue lock").recv();
+                        let Ok(job) = next else { return };
+                        job(&hasher);
+                    }
+                })
+                .expect("spawning a password-hashing thread");
         }
+        Self { jobs }
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, DomainError> {
@@ -50,19 +61,18 @@ impl PasswordPool {
         &self,
         work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
     ) -> Result<T, DomainError> {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            metrics::counter!("sessiond_password_pool_rejections_total").increment(1);
-            return Err(DomainError::Overloaded);
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |hasher| {
+            let _ = done.send(work(hasher));
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("sessiond_password_pool_rejections_total").increment(1);
+                return Err(DomainError::Overloaded);
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(DomainError::Overloaded),
         }
-        let permit = self.workers.clone().acquire_owned().await;
-        let hasher = self.hasher.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(&hasher)
-        })
-        .await;
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        result.map_err(|_| DomainError::Overloaded)
+        result.await.map_err(|_| DomainError::Overloaded)
     }
 }
