@@ -3,22 +3,8 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sessiond_core::jwt::SigningKey;
-use sessiond_core::refresh::StoredRefreshToken;
-use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
-use sessiond_store::{
-    LiveWindow, PurgeBefore, SqliteStore, Store, StoreResult, Tx, UserCredentials,
-};
-use tempfile::TempDir;
-
-/// A store together with the directory holding its file, removed when the store is
-/// dropped (fields drop in order: the store closes before the directory goes).
-struct TempSqlite {
-    store: SqliteStore,
-    _dir: TempDir,
-}
+use sessiond_store::testing::OwnedStore;
+use sessiond_store::{SqliteStore, Store};
 
 async fn fresh_store() -> Arc<dyn Store> {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -26,84 +12,8 @@ async fn fresh_store() -> Arc<dyn Store> {
         .await
         .expect("open SQLite store");
     store.migrate().await.expect("migrate");
-    Arc::new(TempSqlite { store, _dir: dir })
+    // The directory holding the file goes when the store is dropped, after it closes.
+    Arc::new(OwnedStore::new(store, dir))
 }
 
 sessiond_store::conformance_tests!(fresh_store());
-
-#[async_trait]
-impl Store for TempSqlite {
-    fn backend(&self) -> &'static str {
-        self.store.backend()
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        self.store.ping().await
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        self.store.migrate().await
-    }
-
-    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        self.store.begin().await
-    }
-
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.store.user_by_id(id).await
-    }
-
-    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
-        self.store.user_by_email(email).await
-    }
-
-    async fn session_with_user(
-        &self,
-        id: SessionId,
-    ) -> StoreResult<Option<(Session, Option<User>)>> {
-        self.store.session_with_user(id).await
-    }
-
-    async fn live_sessions_for_user(
-        &self,
-        user: UserId,
-        window: LiveWindow,
-    ) -> StoreResult<Vec<Session>> {
-        self.store.live_sessions_for_user(user, window).await
-    }
-
-    async fn session_data(&self, id: SessionId) -> StoreResult<Option<serde_json::Value>> {
-        self.store.session_data(id).await
-    }
-
-    async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
-        self.store.touch_session(id, at).await
-    }
-
-    async fn refresh_token_by_hash(
-        &self,
-        hash: &TokenHash,
-    ) -> StoreResult<Option<StoredRefreshToken>> {
-        self.store.refresh_token_by_hash(hash).await
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        self.store.signing_keys().await
-    }
-
-    async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
-        self.store.purge_ended_sessions(before).await
-    }
-
-    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        self.store.latest_otp_challenge_at(email).await
-    }
-
-    async fn purge_otp_challenges(
-        &self,
-        before: DateTime<Utc>,
-        batch_size: u32,
-    ) -> StoreResult<u64> {
-        self.store.purge_otp_challenges(before, batch_size).await
-    }
-}

@@ -2,3 +2,109 @@
 //! without a feature flag. Nothing here is used by sessiond itself.
 
 pub mod postgres;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sessiond_core::jwt::SigningKey;
+use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
+
+use crate::{LiveWindow, PurgeBefore, Store, StoreResult, Tx, UserCredentials};
+
+/// A store that owns what must outlive it (its temporary folder, its test database) and
+/// passes every call through. Field order is drop order: the store closes first.
+pub struct OwnedStore<S, G> {
+    store: S,
+    guard: G,
+}
+
+impl<S, G> OwnedStore<S, G> {
+    pub fn new(store: S, guard: G) -> Self {
+        Self { store, guard }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn guard(&self) -> &G {
+        &self.guard
+    }
+}
+
+#[async_trait]
+impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
+    fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.store.ping().await
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        self.store.migrate().await
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        self.store.begin().await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.store.user_by_id(id).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
+        self.store.user_by_email(email).await
+    }
+
+    async fn session_with_user(
+        &self,
+        id: SessionId,
+    ) -> StoreResult<Option<(Session, Option<User>)>> {
+        self.store.session_with_user(id).await
+    }
+
+    async fn live_sessions_for_user(
+        &self,
+        user: UserId,
+        window: LiveWindow,
+    ) -> StoreResult<Vec<Session>> {
+        self.store.live_sessions_for_user(user, window).await
+    }
+
+    async fn session_data(&self, id: SessionId) -> StoreResult<Option<serde_json::Value>> {
+        self.store.session_data(id).await
+    }
+
+    async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
+        self.store.touch_session(id, at).await
+    }
+
+    async fn refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<StoredRefreshToken>> {
+        self.store.refresh_token_by_hash(hash).await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        self.store.signing_keys().await
+    }
+
+    async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
+        self.store.purge_ended_sessions(before).await
+    }
+
+    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        self.store.latest_otp_challenge_at(email).await
+    }
+
+    async fn purge_otp_challenges(
+        &self,
+        before: DateTime<Utc>,
+        batch_size: u32,
+    ) -> StoreResult<u64> {
+        self.store.purge_otp_challenges(before, batch_size).await
+    }
+}

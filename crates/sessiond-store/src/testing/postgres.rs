@@ -27,18 +27,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sessiond_core::jwt::SigningKey;
-use sessiond_core::refresh::StoredRefreshToken;
-use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
 
-use crate::{
-    LiveWindow, PostgresOptions, PostgresStore, PurgeBefore, Store, StoreResult, Tx,
-    UserCredentials,
-};
+use super::OwnedStore;
+use crate::{PostgresOptions, PostgresStore, Store};
 
 /// The admin URL used when `TEST_POSTGRES_URL` is unset.
 pub const DEFAULT_ADMIN_URL: &str = "postgres://root@127.0.0.1:5432/test";
@@ -189,24 +182,16 @@ pub async fn fresh_store(options: PostgresOptions) -> Option<TestStore> {
         .migrate()
         .await
         .unwrap_or_else(|e| panic!("migrate test database {}: {e}", database.name()));
-    Some(TestStore { store, database })
+    Some(OwnedStore::new(store, database))
 }
 
 /// A [`PostgresStore`] that owns its test database: the store closes first, then the
 /// database is dropped.
-pub struct TestStore {
-    // Field order is drop order.
-    store: PostgresStore,
-    database: TestDatabase,
-}
+pub type TestStore = OwnedStore<PostgresStore, TestDatabase>;
 
 impl TestStore {
-    pub fn store(&self) -> &PostgresStore {
-        &self.store
-    }
-
     pub fn database(&self) -> &TestDatabase {
-        &self.database
+        self.guard()
     }
 }
 
@@ -315,83 +300,6 @@ fn redacted(url: &str) -> String {
 /// skipped test should be visible in a normal run.
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-#[async_trait]
-impl Store for TestStore {
-    fn backend(&self) -> &'static str {
-        self.store.backend()
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        self.store.ping().await
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        self.store.migrate().await
-    }
-
-    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        self.store.begin().await
-    }
-
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.store.user_by_id(id).await
-    }
-
-    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
-        self.store.user_by_email(email).await
-    }
-
-    async fn session_with_user(
-        &self,
-        id: SessionId,
-    ) -> StoreResult<Option<(Session, Option<User>)>> {
-        self.store.session_with_user(id).await
-    }
-
-    async fn live_sessions_for_user(
-        &self,
-        user: UserId,
-        window: LiveWindow,
-    ) -> StoreResult<Vec<Session>> {
-        self.store.live_sessions_for_user(user, window).await
-    }
-
-    async fn session_data(&self, id: SessionId) -> StoreResult<Option<serde_json::Value>> {
-        self.store.session_data(id).await
-    }
-
-    async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
-        self.store.touch_session(id, at).await
-    }
-
-    async fn refresh_token_by_hash(
-        &self,
-        hash: &TokenHash,
-    ) -> StoreResult<Option<StoredRefreshToken>> {
-        self.store.refresh_token_by_hash(hash).await
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        self.store.signing_keys().await
-    }
-
-    async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
-        self.store.purge_ended_sessions(before).await
-    }
-
-    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        self.store.latest_otp_challenge_at(email).await
-    }
-
-    async fn purge_otp_challenges(
-        &self,
-        before: DateTime<Utc>,
-        batch_size: u32,
-    ) -> StoreResult<u64> {
-        self.store.purge_otp_challenges(before, batch_size).await
-    }
 }
 
 #[cfg(test)]
