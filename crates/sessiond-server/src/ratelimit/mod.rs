@@ -217,41 +217,35 @@ impl RateLimiter {
 
     /// Counts one request against the limit; refuses it once the window is full.
     pub async fn hit(&self, policy: Policy, subject: &str) -> Result<(), DomainError> {
-        if !self.config.enabled {
-            return Ok(());
-        }
-        let rate = self.rate(policy);
-        let now = self.clock.now();
-        match self
-            .counters
-            .increment(&Self::key(policy, subject), rate.window, now)
-            .await
-        {
-            Ok(w) if w.count > u64::from(rate.limit) => Err(exceeded(policy, rate, w, now)),
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // Limits protect the service; they must not take it down with them.
-                tracing::warn!(error = %e, policy = policy.name(), "rate limit not enforced");
-                Ok(())
-            }
-        }
+        self.decide(policy, subject, true).await
     }
 
     /// Refuses when the window is already full, without counting this request.
     pub async fn check(&self, policy: Policy, subject: &str) -> Result<(), DomainError> {
+        self.decide(policy, subject, false).await
+    }
+
+    /// `charge`: count this request (then refuse past the limit) or only look (then
+    /// refuse at the limit, since the next request would be past it).
+    async fn decide(&self, policy: Policy, subject: &str, charge: bool) -> Result<(), DomainError> {
         if !self.config.enabled {
             return Ok(());
         }
         let rate = self.rate(policy);
         let now = self.clock.now();
-        match self
-            .counters
-            .peek(&Self::key(policy, subject), rate.window, now)
-            .await
-        {
-            Ok(w) if w.count >= u64::from(rate.limit) => Err(exceeded(policy, rate, w, now)),
+        let key = Self::key(policy, subject);
+        let counted = if charge {
+            self.counters.increment(&key, rate.window, now).await
+        } else {
+            self.counters.peek(&key, rate.window, now).await
+        };
+        match counted {
+            Ok(w) if w.count + u64::from(!charge) > u64::from(rate.limit) => {
+                Err(exceeded(policy, rate, w, now))
+            }
             Ok(_) => Ok(()),
             Err(e) => {
+                // Limits protect the service; they must not take it down with them.
                 tracing::warn!(error = %e, policy = policy.name(), "rate limit not enforced");
                 Ok(())
             }
