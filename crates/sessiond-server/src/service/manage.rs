@@ -160,11 +160,13 @@ impl Service {
         };
         let mut deleted = 0;
         loop {
+            // A short batch does not mean the end: a backend may purge one way of ending
+            // at a time. Only an empty batch does.
             let batch = self.store.purge_ended_sessions(before).await?;
-            deleted += batch;
-            if batch < u64::from(PURGE_BATCH) {
+            if batch == 0 {
                 break;
             }
+            deleted += batch;
             tokio::task::yield_now().await;
         }
         // Challenges are only needed until they expire (and for the resend cooldown).
@@ -173,7 +175,7 @@ impl Service {
             .store
             .purge_otp_challenges(otp_before, PURGE_BATCH)
             .await?
-            == u64::from(PURGE_BATCH)
+            > 0
         {
             tokio::task::yield_now().await;
         }
