@@ -210,12 +210,30 @@ impl App {
         let background = self.spawn_background();
         tracing::info!(addr = %self.local_addr(), storage = self.state.service.store.backend(), "sessiond listening");
         let app = crate::http::router(self.state);
-        let served = axum::serve(
+        // Shutdown drains in-flight requests, but not forever: a request that outlives
+        // `shutdown_timeout` (a huge cleanup, a stuck client) does not keep the process up.
+        let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
+        let drain_limit = self.config.shutdown_timeout;
+        let deadline = async move {
+            let _ = stop_requested.wait_for(|stop| *stop).await;
+            tokio::time::sleep(drain_limit).await;
+        };
+        let serve = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(signal);
+        let served = tokio::select! {
+            served = serve => served,
+            () = deadline => {
+                tracing::warn!(timeout = ?drain_limit, "requests still in flight at the shutdown timeout; stopping anyway");
+                Ok(())
+            }
+        };
         for task in background {
             task.abort();
         }

@@ -74,6 +74,9 @@ pub struct Config {
     pub password_hash_queue: usize,
     /// Apply migrations on `serve`.
     pub migrate_on_start: bool,
+    /// How long SIGTERM/Ctrl-C waits for in-flight requests before exiting anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// Proxies (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` headers
     /// are believed; everyone else's are ignored.
     pub trusted_proxies: Vec<String>,
@@ -148,6 +151,7 @@ impl Default for Config {
             password_hash_workers: None,
             password_hash_queue: 64,
             migrate_on_start: true,
+            shutdown_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             rate_limits: RateLimitConfig::default(),
             smtp_url: None,

@@ -143,3 +143,26 @@ backend_suite! {
         assert!(login_replies.iter().all(|r| r.status == 200));
     }
 }
+
+#[tokio::test]
+async fn a_request_that_never_finishes_does_not_hold_shutdown_past_its_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(|c| c.shutdown_timeout = std::time::Duration::from_millis(300)).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Headers promise a body that never comes.
+    let mut stuck = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stuck
+        .write_all(b"POST /v1/users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"email\"")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(5), app.stop())
+        .await
+        .expect("shutdown finished despite the stuck request");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "it did wait for in-flight work"
+    );
+    drop(stuck);
+}
