@@ -1,0 +1,601 @@
+#!/usr/bin/env bash
+# sessiond HTTP load benchmark, one command:
+#
+#   bench/run.sh          # the scenarios on SQLite and PostgreSQL(+Redis), and the references
+#   bench/run.sh scale    # token checks with 10k / 1M stored sessions, purge of 1M (SQLite)
+#   bench/run.sh all      # both
+#
+# Writes bench/results/latest.md and latest.svg. Settings (environment):
+#   BENCH_DURATION (10)      seconds per wrk run      BENCH_WARMUP (2)   seconds of warm-up
+#   BENCH_CONNECTIONS (64)   BENCH_THREADS (2)        wrk connections and threads
+#   BENCH_REFRESH_SEED (20000) refresh tokens seeded  BENCH_LOGIN_USERS (300) users registered
+#   BENCH_POSTGRES_URL (postgres://root@127.0.0.1:5432)  server for a fresh database; "skip" skips
+#   BENCH_REDIS_URL (redis://127.0.0.1:6379)         "skip" skips Redis
+#   BENCH_PORT_BASE (18420)  sessiond, ceiling and tower-sessions-ref listen on BASE, +1, +2
+#   BENCH_SCALE_ROWS (1000000) ended sessions in the big scale step
+#   BENCH_KEEP=1             keep the work folder (logs, data) under /tmp
+# Every server listens on 127.0.0.1 only, every wait and run has a time limit, and every
+# server this script starts is stopped on exit.
+set -euo pipefail
+export LC_ALL=C # numbers from `times`, awk and printf with a dot
+
+MODE="${1:-main}"
+case "$MODE" in main | scale | all) ;; *)
+    echo "usage: $0 [main|scale|all]" >&2
+    exit 2
+    ;;
+esac
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH_DIR")"
+RESULTS="$BENCH_DIR/results"
+WRK_DIR="$BENCH_DIR/wrk"
+
+DURATION="${BENCH_DURATION:-10}"
+WARMUP="${BENCH_WARMUP:-2}"
+CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+THREADS="${BENCH_THREADS:-2}"
+CHECK_SESSIONS=1000
+REFRESH_SEED="${BENCH_REFRESH_SEED:-20000}"
+LOGIN_USERS="${BENCH_LOGIN_USERS:-300}"
+PG_SERVER="${BENCH_POSTGRES_URL:-postgres://root@127.0.0.1:5432}"
+REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+PORT_BASE="${BENCH_PORT_BASE:-18420}"
+PORT_SESSIOND=$PORT_BASE
+PORT_CEILING=$((PORT_BASE + 1))
+PORT_TOWER=$((PORT_BASE + 2))
+SCALE_ROWS="${BENCH_SCALE_ROWS:-1000000}"
+SCALE_SMALL_ROWS=9000 # + the 1000 live sessions = 10 000 stored
+PASSWORD="bench-password-not-secret"
+ADMIN_KEY="bench-admin-key-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+TAG="$(date +%s)-$$"
+
+WORK="$(mktemp -d /tmp/sessiond-bench.XXXXXX)"
+SESSIOND_BIN="$ROOT/target/release/sessiond"
+BENCH_BIN="$BENCH_DIR/target/release"
+
+PIDS=()
+PG_DBS=()
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+    log "FATAL: $*"
+    exit 1
+}
+
+cleanup() {
+    local status=$?
+    set +e
+    for pid in "${PIDS[@]}"; do
+        stop_pid "$pid"
+    done
+    for db in "${PG_DBS[@]}"; do
+        timeout 30 dropdb --if-exists --maintenance-db="$PG_SERVER/postgres" "$db" 2>/dev/null
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $status -ne 0 ]; then
+        log "work folder kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Stops one process this script started: SIGTERM, up to 15 s to drain, then SIGKILL.
+stop_pid() {
+    local pid=$1 kept=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
+# Waits (at most $2 seconds) until URL $1 answers 2xx, failing if process $3 died.
+wait_http() {
+    local url=$1 limit=$2 pid=$3
+    local deadline=$((SECONDS + limit))
+    while [ $SECONDS -lt $deadline ]; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -sf --max-time 1 -o /dev/null "$url" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+port_free() { ! curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+    log "installing $* (apt-get)"
+    as_root timeout 600 apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >/dev/null
+}
+
+install_tools() {
+    command -v wrk >/dev/null || apt_install wrk
+    command -v curl >/dev/null || apt_install curl
+    command -v python3 >/dev/null || apt_install python3
+    if [ "$MODE" != main ]; then command -v sqlite3 >/dev/null || apt_install sqlite3; fi
+    return 0
+}
+
+build() {
+    log "building sessiond (release) in the main workspace"
+    (cd "$ROOT" && timeout 3600 cargo build --release -q -p sessiond) || die "sessiond build failed"
+    log "building the bench binaries (bench/ workspace)"
+    (cd "$BENCH_DIR" && timeout 3600 cargo build --release -q) || die "bench build failed"
+}
+
+# ---------------------------------------------------------------------------------------
+# Results: one TSV row per measurement, one key=value line per fact; report.py renders.
+# ---------------------------------------------------------------------------------------
+TSV=""
+FACTS=""
+
+fact() { printf '%s=%s\n' "$1" "$2" >>"$FACTS"; }
+
+row() { # section scenario backend rps p50_us p99_us non2xx errors requests note rss_mib cpu
+    local IFS=$'\t'
+    printf '%s\n' "$*" >>"$TSV"
+}
+
+# CPU accounting, so a row says when something else was using the machine (another
+# build, another benchmark): machine busy time from /proc/stat, the server's from
+# /proc/<pid>/stat, the load generator's from `times`; "other" is what is left.
+CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+cpu_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; } # busy steal
+proc_cpu() {
+    if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
+        sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+    else
+        echo 0
+    fi
+}
+
+# measure OUT CMD...: runs CMD with stdout+stderr to OUT, returns its status, and sets
+# CPU_NOTE to "server · client · other (steal)" in cores over the run.
+CPU_NOTE=""
+measure() {
+    local out=$1
+    shift
+    local b0 s0 b1 s1 p0 p1 t0 t1 rc=0
+    read -r b0 s0 < <(cpu_busy)
+    p0=$(proc_cpu "${RSS_PID:-}")
+    t0=$(date +%s.%N)
+    (
+        "$@" >"$out" 2>&1
+        rc=$?
+        times >"$out.times"
+        exit $rc
+    ) || rc=$?
+    t1=$(date +%s.%N)
+    read -r b1 s1 < <(cpu_busy)
+    p1=$(proc_cpu "${RSS_PID:-}")
+    local fig srv cl ot st
+    fig="$(awk -v b0="$b0" -v b1="$b1" -v s0="$s0" -v s1="$s1" -v p0="$p0" -v p1="$p1" \
+        -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" '
+        NR == 2 { split($1, u, /[ms]/); split($2, y, /[ms]/); client = u[1] * 60 + u[2] + y[1] * 60 + y[2] }
+        END {
+            t = t1 - t0; if (t <= 0) t = 1
+            srv = (p1 - p0) / hz; other = (b1 - b0) / hz - srv - client; if (other < 0) other = 0
+            printf "%.2f %.2f %.2f %.2f\n", srv / t, client / t, other / t, (s1 - s0) / hz / t
+        }' "$out.times" 2>/dev/null)" || fig="0 0 0 0"
+    read -r srv cl ot st <<<"$fig"
+    if [ -n "${RSS_PID:-}" ]; then CPU_NOTE="$srv · $cl · $ot"; else CPU_NOTE="– · $cl · $ot"; fi
+    CPU_NOTE="$CPU_NOTE (steal $st)"
+    return $rc
+}
+
+# log_digest FILE OFFSET: the most frequent ERROR/WARN lines of sessiond's JSON log after
+# OFFSET, as "N × message: error".
+log_digest() {
+    python3 - "$1" "$2" <<'PY' 2>/dev/null || true
+import collections, json, sys
+counts = collections.Counter()
+with open(sys.argv[1], "rb") as f:
+    f.seek(int(sys.argv[2]))
+    for raw in f:
+        try:
+            e = json.loads(raw)
+        except ValueError:
+            continue
+        if e.get("level") in ("ERROR", "WARN") and e.get("target") != "tower_http::trace::on_failure":
+            counts[e.get("message", "?") + (": " + str(e["error"]) if "error" in e else "")] += 1
+print("; ".join(f"{n:,} × {m}" for m, n in counts.most_common(2)))
+PY
+}
+
+# run_wrk SECTION SCENARIO BACKEND URL SCRIPT [ARGS...]: warm-up (unless WARM=0), then one
+# measured run; appends a row.
+run_wrk() {
+    local section=$1 scenario=$2 backend=$3 url=$4 script=$5
+    shift 5
+    local out="$WORK/wrk-$(echo "$scenario-$backend" | tr -c 'a-zA-Z0-9-' _).txt"
+    if [ "${WARM:-1}" = 1 ] && [ "$WARMUP" -gt 0 ]; then
+        timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 10s \
+            -s "$WRK_DIR/$script" "$url" -- "$@" >/dev/null 2>&1 || true
+    fi
+    log "wrk: $scenario on $backend (${DURATION}s, $CONNECTIONS connections, $THREADS threads)"
+    local log_from=0
+    if [ -n "${SERVER_LOG:-}" ]; then log_from=$(stat -c %s "$SERVER_LOG" 2>/dev/null || echo 0); fi
+    if ! measure "$out" timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" \
+        -d"${DURATION}s" --timeout 10s -s "$WRK_DIR/$script" "$url" -- "$@"; then
+        log "wrk failed for $scenario on $backend:"
+        cat "$out" >&2
+        row "$section" "$scenario" "$backend" 0 0 0 0 0 0 "wrk failed" "" ""
+        return 0
+    fi
+    local line note
+    line="$(grep '^BENCH_RESULT' "$out" | tail -n 1)" || true
+    note="$(grep '^BENCH_NOTE' "$out" | sed 's/^BENCH_NOTE //' | tail -n 1)" || true
+    if [ -z "$line" ]; then
+        row "$section" "$scenario" "$backend" 0 0 0 0 0 0 "no result line" "" ""
+        return 0
+    fi
+    get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+    local errors=$(($(get err_connect) + $(get err_read) + $(get err_write) + $(get err_timeout)))
+    if [ "$(get requests)" = 0 ]; then
+        note="${note:+$note; }no request completed within the run"
+    fi
+    # When requests failed, say what the server logged about it.
+    if { [ "$(get non2xx)" != 0 ] || [ "$(get requests)" = 0 ]; } && [ -n "${SERVER_LOG:-}" ]; then
+        local digest
+        digest="$(log_digest "$SERVER_LOG" "$log_from")"
+        [ -n "$digest" ] && note="${note:+$note; }server log: $digest"
+    fi
+    # The server's peak RSS so far (VmHWM), when RSS_PID names it.
+    local rss=""
+    if [ -n "${RSS_PID:-}" ]; then rss="$(peak_rss_mib "$RSS_PID")"; fi
+    row "$section" "$scenario" "$backend" "$(get rps)" "$(get p50_us)" "$(get p99_us)" \
+        "$(get non2xx)" "$errors" "$(get requests)" "$note" "$rss" "$CPU_NOTE"
+    log "  $(get rps) req/s, p50 $(get p50_us) µs, p99 $(get p99_us) µs, non-2xx $(get non2xx), socket errors $errors; cores server · wrk · other: $CPU_NOTE"
+}
+
+# ---------------------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------------------
+SESSIOND_PID=""
+RSS_PID=""
+SERVER_LOG=""
+
+# start_sessiond LABEL DATA_DIR [VAR=value...]
+start_sessiond() {
+    local label=$1 data=$2
+    shift 2
+    port_free "$PORT_SESSIOND" || die "port $PORT_SESSIOND is taken (set BENCH_PORT_BASE)"
+    mkdir -p "$data"
+    env SESSIOND_BIND="127.0.0.1:$PORT_SESSIOND" \
+        SESSIOND_DATA_DIR="$data" \
+        SESSIOND_ADMIN_API_KEY="$ADMIN_KEY" \
+        SESSIOND_RATE_LIMITS__ENABLED=false \
+        SESSIOND_CLEANUP_INTERVAL=0s \
+        SESSIOND_ACCESS_TOKEN_TTL=2h \
+        SESSIOND_LOG_FORMAT=json \
+        "$@" "$SESSIOND_BIN" serve >>"$WORK/sessiond-$label.log" 2>&1 &
+    SESSIOND_PID=$!
+    RSS_PID=$SESSIOND_PID
+    SERVER_LOG="$WORK/sessiond-$label.log"
+    PIDS+=("$SESSIOND_PID")
+    wait_http "http://127.0.0.1:$PORT_SESSIOND/readyz" 60 "$SESSIOND_PID" ||
+        {
+            tail -n 30 "$WORK/sessiond-$label.log" >&2
+            die "sessiond ($label) did not become ready within 60 s"
+        }
+    log "sessiond ($label) ready, pid $SESSIOND_PID"
+}
+
+# Peak RSS (VmHWM) of a running process, in MiB.
+peak_rss_mib() {
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+stop_sessiond() {
+    [ -n "$SESSIOND_PID" ] && stop_pid "$SESSIOND_PID"
+    SESSIOND_PID=""
+    RSS_PID=""
+    SERVER_LOG=""
+}
+
+seed_sessions() { # N ACCESS_OUT REFRESH_OUT [USERS]
+    SESSIOND_ADMIN_API_KEY="$ADMIN_KEY" SEED_CONCURRENCY=32 SEED_DEADLINE_SECS=900 \
+        timeout 960 "$BENCH_BIN/seed" sessions "http://127.0.0.1:$PORT_SESSIOND" "$@" \
+        2>>"$WORK/seed.log" || die "seeding $1 sessions failed (see $WORK/seed.log)"
+    tail -n 1 "$WORK/seed.log" | sed 's/^/  /' >&2
+}
+
+seed_users() { # N OUT
+    # Registration hashes a password (argon2id) on a bounded pool: stay under its queue.
+    SEED_CONCURRENCY=16 SEED_DEADLINE_SECS=600 timeout 660 "$BENCH_BIN/seed" users \
+        "http://127.0.0.1:$PORT_SESSIOND" "$1" "$PASSWORD" "$2" "$TAG" \
+        2>>"$WORK/seed.log" || die "registering $1 users failed (see $WORK/seed.log)"
+    tail -n 1 "$WORK/seed.log" | sed 's/^/  /' >&2
+}
+
+seed_rate() { sed -n 's/.*(\([0-9]*\)\/s).*/\1/p' "$WORK/seed.log" | tail -n 1; }
+
+# All five scenarios against the running sessiond.
+sessiond_scenarios() {
+    local backend=$1 url="http://127.0.0.1:$PORT_SESSIOND" dir="$WORK/$1"
+    mkdir -p "$dir"
+    log "seeding $CHECK_SESSIONS sessions for token checks ($backend)"
+    seed_sessions "$CHECK_SESSIONS" "$dir/access.txt" "$dir/check-refresh.txt"
+    log "seeding $REFRESH_SEED sessions for refreshes ($backend)"
+    seed_sessions "$REFRESH_SEED" "$dir/refresh-access.txt" "$dir/refresh.txt" 1000
+    fact "seed_rate_admin_sessions.$backend" "$(seed_rate)"
+    log "registering $LOGIN_USERS users for password logins ($backend)"
+    seed_users "$LOGIN_USERS" "$dir/emails.txt"
+    fact "seed_rate_registrations.$backend" "$(seed_rate)"
+
+    local first
+    first="$(head -n 1 "$dir/access.txt")"
+    local size
+    size="$(curl -sf --max-time 5 "$url/v1/session" -H "authorization: Bearer $first" | wc -c)"
+    [ "$size" -gt 0 ] || die "GET /v1/session with a seeded token failed ($backend)"
+    fact "whoami_bytes.$backend" "$size"
+    WHOAMI_BYTES=${WHOAMI_BYTES:-$size}
+
+    run_wrk main "token check (GET /v1/session)" "$backend" "$url" header-get.lua \
+        "$dir/access.txt" Authorization "Bearer "
+    run_wrk main "introspection (POST /v1/introspect)" "$backend" "$url" introspect.lua \
+        "$dir/access.txt" "$ADMIN_KEY"
+    WARM=0 run_wrk main "refresh (POST /v1/token/refresh)" "$backend" "$url" refresh.lua \
+        "$dir/refresh.txt" "$THREADS"
+    WARM=0 run_wrk main "anonymous session (POST /v1/sessions/anonymous)" "$backend" "$url" anonymous.lua
+    WARM=0 run_wrk main "password login (POST /v1/auth/password)" "$backend" "$url" login.lua \
+        "$dir/emails.txt" "$PASSWORD"
+    fact "peak_rss_mib.$backend" "$(peak_rss_mib "$SESSIOND_PID")"
+}
+
+postgres_reachable() {
+    [ "$PG_SERVER" != skip ] && command -v psql >/dev/null &&
+        timeout 10 psql "$PG_SERVER/postgres" -qtAc 'select 1' >/dev/null 2>&1
+}
+
+redis_reachable() {
+    [ "$REDIS_URL" != skip ] || return 1
+    local hostport=${REDIS_URL#redis://}
+    hostport=${hostport%%/*}
+    local host=${hostport%:*} port=${hostport##*:}
+    timeout 5 bash -c "exec 3<>/dev/tcp/$host/$port && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG" 2>/dev/null
+}
+
+machine_facts() {
+    fact date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    fact nproc "$(nproc)"
+    fact cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    fact memory "$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    fact kernel "$(uname -sr)"
+    fact wrk "$(wrk -v 2>&1 | head -n 1 | cut -c1-60)"
+    fact rustc "$(rustc --version)"
+    fact commit "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ with uncommitted changes)')"
+    fact settings "duration ${DURATION} s, warm-up ${WARMUP} s, ${CONNECTIONS} connections, ${THREADS} wrk threads"
+}
+
+# ---------------------------------------------------------------------------------------
+# main: scenarios on each backend, and the references
+# ---------------------------------------------------------------------------------------
+run_main() {
+    TSV="$RESULTS/latest.tsv"
+    FACTS="$RESULTS/latest.facts"
+    : >"$TSV"
+    : >"$FACTS"
+    rm -f "$RESULTS/scale.tsv" "$RESULTS/scale.facts"
+    machine_facts
+
+    # SQLite, fresh data folder.
+    start_sessiond sqlite "$WORK/sqlite-data"
+    sessiond_scenarios sqlite
+    stop_sessiond
+
+    # The ceiling: the same request, a static body of the same size.
+    port_free "$PORT_CEILING" || die "port $PORT_CEILING is taken"
+    "$BENCH_BIN/ceiling" "$PORT_CEILING" "$WHOAMI_BYTES" >"$WORK/ceiling.log" 2>&1 &
+    local ceiling=$!
+    RSS_PID=$ceiling
+    PIDS+=("$ceiling")
+    wait_http "http://127.0.0.1:$PORT_CEILING/v1/session" 30 "$ceiling" || die "ceiling did not start"
+    run_wrk main "token check (GET /v1/session)" "ceiling (static axum)" \
+        "http://127.0.0.1:$PORT_CEILING" header-get.lua "$WORK/sqlite/access.txt" Authorization "Bearer "
+    stop_pid "$ceiling"
+    RSS_PID=""
+
+    # tower-sessions with its Redis store (or its memory store without Redis).
+    local store="memory" label="tower-sessions (memory)"
+    if redis_reachable; then
+        store="$REDIS_URL"
+        label="tower-sessions (Redis)"
+    else
+        log "Redis not reachable at $REDIS_URL: tower-sessions-ref uses its MemoryStore"
+    fi
+    port_free "$PORT_TOWER" || die "port $PORT_TOWER is taken"
+    "$BENCH_BIN/tower-sessions-ref" "$PORT_TOWER" "$store" >"$WORK/tower.log" 2>&1 &
+    local tower=$!
+    RSS_PID=$tower
+    PIDS+=("$tower")
+    local t0=$SECONDS
+    while ! curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$PORT_TOWER/v1/session"; do
+        kill -0 "$tower" 2>/dev/null || die "tower-sessions-ref exited: $(tail -n 5 "$WORK/tower.log")"
+        [ $((SECONDS - t0)) -lt 30 ] || die "tower-sessions-ref did not start"
+        sleep 0.2
+    done
+    curl -sf --max-time 120 -X POST "http://127.0.0.1:$PORT_TOWER/seed?n=$CHECK_SESSIONS" \
+        >"$WORK/cookies.txt" || die "seeding tower-sessions-ref failed"
+    [ "$(wc -l <"$WORK/cookies.txt")" -eq "$CHECK_SESSIONS" ] || die "tower-sessions-ref seeded too few sessions"
+    local probe
+    probe="$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_TOWER/v1/session" \
+        -H "cookie: $(head -n 1 "$WORK/cookies.txt")")"
+    [ "$probe" = 200 ] || die "tower-sessions-ref rejected a seeded session ($probe)"
+    fact "tower_whoami_bytes" "$(curl -s --max-time 5 "http://127.0.0.1:$PORT_TOWER/v1/session" \
+        -H "cookie: $(head -n 1 "$WORK/cookies.txt")" | wc -c)"
+    run_wrk main "token check (GET /v1/session)" "$label" \
+        "http://127.0.0.1:$PORT_TOWER" header-get.lua "$WORK/cookies.txt" Cookie ""
+    fact "peak_rss_mib.$label" "$(peak_rss_mib "$tower")"
+    stop_pid "$tower"
+    RSS_PID=""
+
+    # Raw argon2id rate at the OWASP parameters, all cores.
+    log "argon2-rate: raw argon2id hashes/s on $(nproc) threads for ${DURATION}s"
+    local argon
+    measure "$WORK/argon2.txt" timeout $((DURATION + 120)) "$BENCH_BIN/argon2-rate" "$DURATION" ||
+        die "argon2-rate failed"
+    argon="$(grep '^ARGON2_RESULT' "$WORK/argon2.txt")" || die "argon2-rate printed no result"
+    get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$argon"; }
+    row main "argon2id hash, m=19456 KiB t=2 p=1 (no HTTP)" "raw, $(get threads) threads" \
+        "$(get rate)" "$(get p50_us)" "$(get p99_us)" 0 0 "$(get hashes)" "hashes/s; latency per hash" "" "$CPU_NOTE"
+    log "  $(get rate) hashes/s"
+
+    # PostgreSQL (fresh database) + Redis.
+    if postgres_reachable; then
+        local db="sessiond_bench_${TAG//-/_}"
+        timeout 30 createdb --maintenance-db="$PG_SERVER/postgres" "$db" || die "createdb $db failed"
+        PG_DBS+=("$db")
+        local backend="postgres" extra=()
+        if redis_reachable; then
+            backend="postgres+redis"
+            extra=(SESSIOND_REDIS_URL="$REDIS_URL")
+        else
+            log "Redis not reachable at $REDIS_URL: PostgreSQL alone"
+        fi
+        start_sessiond "$backend" "$WORK/pg-data" SESSIOND_DATABASE_URL="$PG_SERVER/$db" "${extra[@]}"
+        sessiond_scenarios "$backend"
+        stop_sessiond
+    else
+        log "PostgreSQL not reachable at $PG_SERVER: skipped"
+        fact "skipped" "PostgreSQL not reachable at $PG_SERVER"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# scale: SQLite with many stored sessions, and the purge of a million ended ones
+# ---------------------------------------------------------------------------------------
+
+# bulk_rows DB FIRST COUNT: COUNT sessions that ended long ago (revoked, expired and idle
+# for over a year), inserted straight into the SQLite file while sessiond is stopped.
+bulk_rows() {
+    local db=$1 first=$2 count=$3
+    local now_ms=$(($(date +%s) * 1000))
+    local day=86400000
+    timeout 900 sqlite3 "$db" >/dev/null <<SQL || die "bulk insert failed"
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = OFF;
+BEGIN;
+WITH RECURSIVE n(x) AS (SELECT $first UNION ALL SELECT x + 1 FROM n WHERE x < $first + $count - 1)
+INSERT INTO sessions (id, user_id, auth_method, created_at, last_active_at, expires_at,
+                      revoked_at, revoked_reason, device_id, user_agent, ip, label, data)
+SELECT printf('00000000-0000-7000-8000-%012d', x), NULL, 'anon',
+       $now_ms - 400 * $day - x, $now_ms - 390 * $day - x, $now_ms - 370 * $day - x,
+       $now_ms - 380 * $day - x, 'logout', NULL, 'bulk', '127.0.0.1', NULL, NULL
+FROM n;
+COMMIT;
+SQL
+}
+
+run_scale() {
+    TSV="$RESULTS/scale.tsv"
+    FACTS="$RESULTS/scale.facts"
+    : >"$TSV"
+    : >"$FACTS"
+    fact date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    fact settings "duration ${DURATION} s, warm-up ${WARMUP} s, ${CONNECTIONS} connections, ${THREADS} wrk threads"
+    local data="$WORK/scale-data" dir="$WORK/scale" url="http://127.0.0.1:$PORT_SESSIOND"
+    local db="$data/sessiond.db"
+    mkdir -p "$dir"
+
+    # Schema first (sessiond's own migrations), then the ended rows, then the live sessions.
+    SESSIOND_DATA_DIR="$data" SESSIOND_ADMIN_API_KEY="$ADMIN_KEY" timeout 60 "$SESSIOND_BIN" migrate \
+        >>"$WORK/sessiond-scale.log" 2>&1 || die "sessiond migrate failed"
+    [ -f "$db" ] || die "no SQLite file at $db after migrate"
+    log "inserting $SCALE_SMALL_ROWS ended sessions"
+    bulk_rows "$db" 1 "$SCALE_SMALL_ROWS"
+    start_sessiond scale "$data"
+    log "seeding $CHECK_SESSIONS live sessions"
+    seed_sessions "$CHECK_SESSIONS" "$dir/access.txt" "$dir/refresh.txt"
+    local stored
+    stored=$((SCALE_SMALL_ROWS + CHECK_SESSIONS))
+    run_wrk scale "token check, $stored stored sessions" sqlite "$url" header-get.lua \
+        "$dir/access.txt" Authorization "Bearer "
+    stop_sessiond
+
+    log "inserting $SCALE_ROWS more ended sessions"
+    local t0
+    t0=$(date +%s.%N)
+    bulk_rows "$db" $((SCALE_SMALL_ROWS + 1)) "$SCALE_ROWS"
+    fact bulk_insert_seconds "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+    stored=$((SCALE_SMALL_ROWS + SCALE_ROWS + CHECK_SESSIONS))
+    fact db_mib "$(du -sm "$data" | cut -f1)"
+    start_sessiond scale "$data"
+    fact startup_rss_mib "$(peak_rss_mib "$SESSIOND_PID")"
+    run_wrk scale "token check, $stored stored sessions" sqlite "$url" header-get.lua \
+        "$dir/access.txt" Authorization "Bearer "
+
+    # The purge (all ended rows) while token checks run.
+    log "purging $((SCALE_SMALL_ROWS + SCALE_ROWS)) ended sessions (POST /v1/admin/cleanup) under load"
+    local purge_limit=${BENCH_PURGE_TIMEOUT:-3600} started=$SECONDS
+    (curl -s --max-time "$purge_limit" -X POST "$url/v1/admin/cleanup" \
+        -H "authorization: Bearer $ADMIN_KEY" -o "$dir/purge.json" -w '%{http_code} %{time_total}\n' \
+        >"$dir/purge.status" 2>&1 || echo "curl-failed $?" >>"$dir/purge.status") &
+    local purge=$!
+    PIDS+=("$purge")
+    WARM=0 run_wrk scale "token check during the purge" sqlite "$url" header-get.lua \
+        "$dir/access.txt" Authorization "Bearer "
+    # Wait for the purge, noting every minute how many sessions are left (the rate is part of
+    # the answer when it is slow).
+    local progress="" next=60 left
+    while kill -0 "$purge" 2>/dev/null && [ $((SECONDS - started)) -lt $((purge_limit + 30)) ]; do
+        sleep 1
+        if [ $((SECONDS - started)) -ge $next ]; then
+            left="$(timeout 20 sqlite3 "$db" 'select count(*) from sessions' 2>/dev/null || echo '?')"
+            progress="${progress:+$progress, }$((SECONDS - started)) s: $left"
+            log "  purge running, $((SECONDS - started)) s: $left sessions left"
+            next=$((next + 60))
+        fi
+    done
+    wait "$purge" 2>/dev/null || true
+    local status="" seconds="" deleted=""
+    read -r status seconds <"$dir/purge.status" || true
+    if [ -f "$dir/purge.json" ]; then
+        deleted="$(sed -n 's/.*"deleted":\([0-9]*\).*/\1/p' "$dir/purge.json")" || true
+    fi
+    log "  purge: HTTP ${status:-?} after ${seconds:-?} s, deleted ${deleted:-?}"
+    if ! kill -0 "$SESSIOND_PID" 2>/dev/null; then
+        log "  sessiond is gone (killed from outside the script?): see $WORK/sessiond-scale.log"
+        fact sessiond_died "sessiond (pid $SESSIOND_PID) was no longer running after the purge"
+    fi
+    fact purge_progress "${progress:-}"
+    fact purge_status "${status:-none}"
+    fact purge_seconds "${seconds:-0}"
+    fact purge_deleted "${deleted:-0}"
+    fact purge_rows_inserted $((SCALE_SMALL_ROWS + SCALE_ROWS))
+    fact remaining_sessions "$(timeout 60 sqlite3 "$db" 'select count(*) from sessions' 2>/dev/null || echo '?')"
+    fact peak_rss_mib "$(peak_rss_mib "$SESSIOND_PID")"
+    # Live sessions still answer after the purge.
+    local code
+    code="$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$url/v1/session" \
+        -H "authorization: Bearer $(head -n 1 "$dir/access.txt")")"
+    fact live_after_purge "$code"
+    stop_sessiond
+}
+
+# ---------------------------------------------------------------------------------------
+mkdir -p "$RESULTS"
+install_tools
+build
+[ -x "$SESSIOND_BIN" ] || die "no sessiond binary at $SESSIOND_BIN"
+log "work folder: $WORK"
+case "$MODE" in
+main) run_main ;;
+scale) run_scale ;;
+all)
+    run_main
+    run_scale
+    ;;
+esac
+python3 "$BENCH_DIR/report.py" "$RESULTS"
+log "wrote $RESULTS/latest.md and $RESULTS/latest.svg"
