@@ -13,6 +13,8 @@
 #   BENCH_REDIS_URL (redis://127.0.0.1:6379)         "skip" skips Redis
 #   BENCH_PORT_BASE (18420)  sessiond, ceiling and tower-sessions-ref listen on BASE, +1, +2
 #   BENCH_SCALE_ROWS (1000000) ended sessions in the big scale step
+#   BENCH_QUIET_WAIT (60)    seconds to wait, before each run, for other processes to go quiet
+#   BENCH_PURGE_TIMEOUT (3600) seconds the scale purge may take
 #   BENCH_KEEP=1             keep the work folder (logs, data) under /tmp
 # Every server listens on 127.0.0.1 only, every wait and run has a time limit, and every
 # server this script starts is stopped on exit.
@@ -147,10 +149,33 @@ row() { # section scenario backend rps p50_us p99_us non2xx errors requests note
 }
 
 # CPU accounting, so a row says when something else was using the machine (another
-# build, another benchmark): machine busy time from /proc/stat, the server's from
-# /proc/<pid>/stat, the load generator's from `times`; "other" is what is left.
+# build, another benchmark): machine busy time from /proc/stat (user, nice, system: the
+# kernel's interrupt work for loopback traffic is the run's own and left out), the server's
+# from /proc/<pid>/stat, the load generator's from `times`; "other" is what is left.
 CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
-cpu_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; } # busy steal
+cpu_busy() { awk '/^cpu / { print $2 + $3 + $4, $9 }' /proc/stat; } # busy steal
+
+# Waits (at most BENCH_QUIET_WAIT seconds, default 60) until the rest of the machine uses
+# less than a fifth of a core, so that a shared machine's other work (a build, a test
+# run) does not land in the numbers. Runs anyway afterwards; the row then says so.
+wait_quiet() {
+    local limit=${BENCH_QUIET_WAIT:-60} start=$SECONDS b0 b1 s p0 p1 busy
+    while :; do
+        read -r b0 s < <(cpu_busy)
+        p0=$(proc_cpu "${RSS_PID:-}")
+        sleep 1
+        read -r b1 s < <(cpu_busy)
+        p1=$(proc_cpu "${RSS_PID:-}")
+        busy=$(((b1 - b0) - (p1 - p0)))
+        [ $((busy * 5)) -lt "$CLK_TCK" ] && return 0
+        if [ $((SECONDS - start)) -ge "$limit" ]; then
+            log "  the machine is still busy ($((busy * 100 / CLK_TCK)) % of a core used by others): measuring anyway"
+            return 0
+        fi
+        [ $((SECONDS - start)) -lt 2 ] && log "  waiting up to ${limit}s for the machine to be quiet ($((busy * 100 / CLK_TCK)) % of a core used by others)"
+        sleep 2
+    done
+}
 proc_cpu() {
     if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
         sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
@@ -223,6 +248,7 @@ run_wrk() {
             -s "$WRK_DIR/$script" "$url" -- "$@" >/dev/null 2>&1 || true
     fi
     log "wrk: $scenario on $backend (${DURATION}s, $CONNECTIONS connections, $THREADS threads)"
+    wait_quiet
     local log_from=0
     if [ -n "${SERVER_LOG:-}" ]; then log_from=$(stat -c %s "$SERVER_LOG" 2>/dev/null || echo 0); fi
     if ! measure "$out" timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" \
@@ -443,6 +469,7 @@ run_main() {
     # Raw argon2id rate at the OWASP parameters, all cores.
     log "argon2-rate: raw argon2id hashes/s on $(nproc) threads for ${DURATION}s"
     local argon
+    wait_quiet
     measure "$WORK/argon2.txt" timeout $((DURATION + 120)) "$BENCH_BIN/argon2-rate" "$DURATION" ||
         die "argon2-rate failed"
     argon="$(grep '^ARGON2_RESULT' "$WORK/argon2.txt")" || die "argon2-rate printed no result"
