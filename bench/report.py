@@ -77,7 +77,7 @@ def is_raw(row):
 def other_cores(row):
     """The "other" figure of the cpu column: cores used by processes not in the run."""
     try:
-        return float(row["cpu"].split(" · ")[2].split()[0])
+        return float(row["cpu"].split(" · ")[3].split()[0])
     except (IndexError, ValueError):
         return 0.0
 
@@ -103,7 +103,7 @@ def main_table(rows):
     ceiling = next((r for r in rows if is_ceiling(r) and r["rps"] > 0), None)
     lines = [
         "| scenario | backend | req/s | p50 | p99 | req/s ÷ ceiling | p99 ÷ ceiling p99 "
-        "| server peak RSS | cores: server · wrk · other | notes |",
+        "| server peak RSS | cores: server · db · wrk · other | notes |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | --- |",
     ]
     for r in rows:
@@ -126,7 +126,7 @@ def scale_section(rows, facts):
         out.append(f"Measured {facts['date']}; {facts.get('settings', '')}.")
         out.append("")
     out += [
-        "| measurement | req/s | p50 | p99 | sessiond peak RSS | cores: server · wrk · other | notes |",
+        "| measurement | req/s | p50 | p99 | sessiond peak RSS | cores: server · db · wrk · other | notes |",
         "| --- | ---: | ---: | ---: | ---: | :---: | --- |",
     ]
     for r in rows:
@@ -196,10 +196,14 @@ def markdown(rows, facts, scale_rows, scale_facts):
                          + (f", tower-sessions-ref {facts['tower_whoami_bytes']} bytes."
                             if "tower_whoami_bytes" in facts else "."))
         notes.append("Cores: CPU time over the measured run divided by its length, for the "
-                     "server, the load generator (wrk; for argon2-rate the binary itself) and "
+                     "server, the database processes (PostgreSQL and Redis; SQLite runs inside "
+                     "sessiond), the load generator (wrk; for argon2-rate the binary itself) and "
                      "everything else on the machine (from /proc/stat); the machine has "
                      f"{facts.get('nproc', '?')}. A row where other processes used 0.2 cores "
                      "or more is flagged: its numbers are low.")
+        notes.append("p99 ÷ ceiling p99 is the weakest column: the ceiling and wrk together keep "
+                     "both cores busy, so the ceiling's p99 is mostly scheduling delay, and a "
+                     "ratio below 1 does not mean a faster tail than the ceiling.")
         notes.append("Server peak RSS is the server process's VmHWM (from /proc) right after "
                      "that row's run: a high-water mark, so it only grows down a backend's rows.")
         seeds = {k.split(".", 1)[1]: v for k, v in facts.items()
@@ -236,7 +240,7 @@ def svg(rows):
                 return c
         return "#888888"
 
-    label_w, chart_w, bar_h, gap, top = 430, 520, 18, 6, 50
+    label_w, chart_w, bar_h, gap, top = 490, 520, 18, 6, 50
     width = label_w + chart_w + 110
     height = top + len(bars) * (bar_h + gap) + 50
     hi = max(r["rps"] for r in bars)

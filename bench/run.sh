@@ -151,20 +151,34 @@ row() { # section scenario backend rps p50_us p99_us non2xx errors requests note
 # CPU accounting, so a row says when something else was using the machine (another
 # build, another benchmark): machine busy time from /proc/stat (user, nice, system: the
 # kernel's interrupt work for loopback traffic is the run's own and left out), the server's
-# from /proc/<pid>/stat, the load generator's from `times`; "other" is what is left.
+# from /proc/<pid>/stat, the database's (every postgres and redis-server process: they
+# work for the server under test) likewise, the load generator's from `times`; "other" is
+# what is left.
 CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 cpu_busy() { awk '/^cpu / { print $2 + $3 + $4, $9 }' /proc/stat; } # busy steal
+proc_cpu() {
+    if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
+        sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+    else
+        echo 0
+    fi
+}
+# CPU ticks of the database processes (PostgreSQL, Redis), summed.
+db_cpu() {
+    cat /proc/[0-9]*/stat 2>/dev/null |
+        awk '$2 == "(postgres)" || $2 == "(redis-server)" { sub(/^.*\) /, ""); split($0, f, " "); t += f[12] + f[13] } END { print t + 0 }'
+}
 
 # Waits (at most BENCH_QUIET_WAIT seconds, default 60) until the rest of the machine uses
 # less than a fifth of a core, so that a shared machine's other work (a build, a test
 # run) does not land in the numbers. Runs anyway afterwards; the row then says so.
 wait_quiet() {
-    local limit=${BENCH_QUIET_WAIT:-60} start=$SECONDS b0 b1 s p0 p1 busy
+    local limit=${BENCH_QUIET_WAIT:-60} start=$SECONDS b0 b1 p0 p1 busy
     while :; do
-        read -r b0 s < <(cpu_busy)
+        read -r b0 _ < <(cpu_busy)
         p0=$(proc_cpu "${RSS_PID:-}")
         sleep 1
-        read -r b1 s < <(cpu_busy)
+        read -r b1 _ < <(cpu_busy)
         p1=$(proc_cpu "${RSS_PID:-}")
         busy=$(((b1 - b0) - (p1 - p0)))
         [ $((busy * 5)) -lt "$CLK_TCK" ] && return 0
@@ -185,14 +199,15 @@ proc_cpu() {
 }
 
 # measure OUT CMD...: runs CMD with stdout+stderr to OUT, returns its status, and sets
-# CPU_NOTE to "server · client · other (steal)" in cores over the run.
+# CPU_NOTE to "server · db · client · other (steal …)" in cores over the run.
 CPU_NOTE=""
 measure() {
     local out=$1
     shift
-    local b0 s0 b1 s1 p0 p1 t0 t1 rc=0
+    local b0 s0 b1 s1 p0 p1 d0 d1 t0 t1 rc=0
     read -r b0 s0 < <(cpu_busy)
     p0=$(proc_cpu "${RSS_PID:-}")
+    d0=$(db_cpu)
     t0=$(date +%s.%N)
     (
         "$@" >"$out" 2>&1
@@ -203,18 +218,20 @@ measure() {
     t1=$(date +%s.%N)
     read -r b1 s1 < <(cpu_busy)
     p1=$(proc_cpu "${RSS_PID:-}")
-    local fig srv cl ot st
+    d1=$(db_cpu)
+    local fig srv db cl ot st
     fig="$(awk -v b0="$b0" -v b1="$b1" -v s0="$s0" -v s1="$s1" -v p0="$p0" -v p1="$p1" \
-        -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" '
+        -v d0="$d0" -v d1="$d1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" '
         NR == 2 { split($1, u, /[ms]/); split($2, y, /[ms]/); client = u[1] * 60 + u[2] + y[1] * 60 + y[2] }
         END {
             t = t1 - t0; if (t <= 0) t = 1
-            srv = (p1 - p0) / hz; other = (b1 - b0) / hz - srv - client; if (other < 0) other = 0
-            printf "%.2f %.2f %.2f %.2f\n", srv / t, client / t, other / t, (s1 - s0) / hz / t
-        }' "$out.times" 2>/dev/null)" || fig="0 0 0 0"
-    read -r srv cl ot st <<<"$fig"
-    if [ -n "${RSS_PID:-}" ]; then CPU_NOTE="$srv · $cl · $ot"; else CPU_NOTE="– · $cl · $ot"; fi
-    CPU_NOTE="$CPU_NOTE (steal $st)"
+            srv = (p1 - p0) / hz; db = (d1 - d0) / hz
+            other = (b1 - b0) / hz - srv - db - client; if (other < 0) other = 0
+            printf "%.2f %.2f %.2f %.2f %.2f\n", srv / t, db / t, client / t, other / t, (s1 - s0) / hz / t
+        }' "$out.times" 2>/dev/null)" || fig="0 0 0 0 0"
+    read -r srv db cl ot st <<<"$fig"
+    [ -n "${RSS_PID:-}" ] || srv="–"
+    CPU_NOTE="$srv · $db · $cl · $ot (steal $st)"
     return $rc
 }
 
@@ -242,7 +259,8 @@ PY
 run_wrk() {
     local section=$1 scenario=$2 backend=$3 url=$4 script=$5
     shift 5
-    local out="$WORK/wrk-$(echo "$scenario-$backend" | tr -c 'a-zA-Z0-9-' _).txt"
+    local out
+    out="$WORK/wrk-$(echo "$scenario-$backend" | tr -c 'a-zA-Z0-9-' _).txt"
     if [ "${WARM:-1}" = 1 ] && [ "$WARMUP" -gt 0 ]; then
         timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 10s \
             -s "$WRK_DIR/$script" "$url" -- "$@" >/dev/null 2>&1 || true
@@ -281,7 +299,7 @@ run_wrk() {
     if [ -n "${RSS_PID:-}" ]; then rss="$(peak_rss_mib "$RSS_PID")"; fi
     row "$section" "$scenario" "$backend" "$(get rps)" "$(get p50_us)" "$(get p99_us)" \
         "$(get non2xx)" "$errors" "$(get requests)" "$note" "$rss" "$CPU_NOTE"
-    log "  $(get rps) req/s, p50 $(get p50_us) µs, p99 $(get p99_us) µs, non-2xx $(get non2xx), socket errors $errors; cores server · wrk · other: $CPU_NOTE"
+    log "  $(get rps) req/s, p50 $(get p50_us) µs, p99 $(get p99_us) µs, non-2xx $(get non2xx), socket errors $errors; cores server · db · wrk · other: $CPU_NOTE"
 }
 
 # ---------------------------------------------------------------------------------------

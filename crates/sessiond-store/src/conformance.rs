@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
                 identities_link_users,
                 user_emails_are_found_and_changed,
                 user_profiles_round_trip,
+                cancelled_transactions_leave_the_store_writable,
             ];
             shared: [
                 concurrent_session_limit_is_atomic,
@@ -2349,4 +2350,76 @@ pub async fn concurrent_otp_consumption_has_one_winner(store: Arc<dyn Store>) {
     let (stored, _) = challenge(&*store, &c.id).await.expect("challenge exists");
     assert_eq!(stored.consumed_at, Some(winners[0]));
     assert_eq!(stored.attempts, 0);
+}
+
+/// A request can be cancelled at any await point (its client went away), including in the
+/// middle of opening a transaction. Whatever point that was, the store must stay writable:
+/// no connection may go back to the pool still inside a transaction.
+pub async fn cancelled_transactions_leave_the_store_writable(store: &dyn Store) {
+    let mut cancelled = 0;
+    for round in 0..300usize {
+        // Poll the transaction a few times, letting the backend's own threads and
+        // sockets make progress in between, then drop it: cancellation lands before,
+        // during and after BEGIN, the insert and the commit.
+        let polls = 1 + round % 12;
+        let mut attempt = Box::pin(async {
+            let mut tx = store.begin().await?;
+            tx.insert_user(&new_user(None)).await?;
+            tx.commit().await
+        });
+        let mut finished = false;
+        for _ in 0..polls {
+            let step =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(attempt.as_mut().poll(cx))).await;
+            if step.is_ready() {
+                finished = true;
+                break;
+            }
+            for _ in 0..(round % 5) {
+                tokio::task::yield_now().await;
+            }
+        }
+        if !finished {
+            cancelled += 1;
+        }
+        drop(attempt);
+    }
+    assert!(
+        cancelled > 0,
+        "nothing was cancelled; the test proves nothing"
+    );
+    for _ in 0..3 {
+        let user = new_user(Some("after.cancellations@example.com"));
+        let id = user.id;
+        let mut tx = tokio::time::timeout(std::time::Duration::from_secs(10), store.begin())
+            .await
+            .expect("begin does not hang")
+            .expect("the store is still writable after cancelled transactions");
+        tx.insert_user(&user).await.expect("insert");
+        tx.commit().await.expect("commit");
+        assert!(store.user_by_id(id).await.expect("read").is_some());
+        let mut tx = store.begin().await.expect("begin");
+        tx.set_user_active(id, false, t0()).await.expect("update");
+        drop(tx);
+        let mut cleanup = store
+            .begin()
+            .await
+            .expect("begin after a dropped transaction");
+        cleanup
+            .set_user_active(id, true, t0())
+            .await
+            .expect("update");
+        cleanup.commit().await.expect("commit");
+        // Each round uses the same address: remove it for the next one.
+        let mut tx = store.begin().await.expect("begin");
+        tx.set_user_email(id, &email("moved.away@example.com"))
+            .await
+            .ok();
+        tx.commit().await.expect("commit");
+        let mut tx = store.begin().await.expect("begin");
+        tx.set_user_email(id, &email(&format!("{}@example.com", id)))
+            .await
+            .expect("free the address");
+        tx.commit().await.expect("commit");
+    }
 }

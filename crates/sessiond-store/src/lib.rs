@@ -41,6 +41,22 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Pool hook (`after_release`) for every backend: a connection that comes back still
+/// inside a transaction is closed instead of reused, which rolls the transaction back.
+/// That happens when a request is cancelled at the wrong moment (its client went away
+/// while the transaction was being opened), and a reused connection would then refuse
+/// every later transaction: on SQLite's single writer, every later write.
+pub(crate) fn reusable<C: sqlx::Connection>(
+    conn: &mut C,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("a connection came back inside a transaction; closing it");
+    }
+    Box::pin(std::future::ready(Ok(clean)))
+}
+
 pub struct NewUser {
     pub id: UserId,
     pub email: Option<Email>,

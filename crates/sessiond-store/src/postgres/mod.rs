@@ -108,6 +108,7 @@ impl PostgresStore {
 
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
+            .after_release(crate::reusable)
             .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(options.idle_timeout)

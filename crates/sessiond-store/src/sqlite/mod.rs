@@ -56,12 +56,14 @@ impl SqliteStore {
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(crate::reusable)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
             .map_err(db_error)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
+            .after_release(crate::reusable)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
