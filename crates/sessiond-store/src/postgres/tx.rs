@@ -46,6 +46,16 @@ pub(super) enum Lock {
     ForUpdate,
 }
 
+impl Lock {
+    /// What to append to a SELECT of one table's rows.
+    fn clause(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::ForUpdate => " FOR UPDATE",
+        }
+    }
+}
+
 pub(super) async fn session_with_user<'e, E>(
     exec: E,
     id: SessionId,
@@ -106,10 +116,7 @@ pub(super) async fn refresh_token_by_hash<'e, E>(
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
-    let suffix = match lock {
-        Lock::None => "",
-        Lock::ForUpdate => " FOR UPDATE",
-    };
+    let suffix = lock.clause();
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1{suffix}");
     let row = sqlx::query(&sql)
         .bind(&hash.as_bytes()[..])
@@ -123,10 +130,7 @@ pub(super) async fn user<'e, E>(exec: E, id: UserId, lock: Lock) -> StoreResult<
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
-    let suffix = match lock {
-        Lock::None => "",
-        Lock::ForUpdate => " FOR UPDATE",
-    };
+    let suffix = lock.clause();
     let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1{suffix}");
     let row = sqlx::query(&sql)
         .bind(id.as_uuid())

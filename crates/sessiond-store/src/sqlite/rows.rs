@@ -35,7 +35,7 @@ fn opt_time(ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
     ms.map(time).transpose()
 }
 
-fn parse<T: FromStr>(what: &str, raw: &str) -> StoreResult<T> {
+pub(super) fn parse<T: FromStr>(what: &str, raw: &str) -> StoreResult<T> {
     raw.parse()
         .map_err(|_| StoreError::Corrupt(format!("bad {what}: {raw:?}")))
 }

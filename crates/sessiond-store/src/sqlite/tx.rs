@@ -105,12 +105,7 @@ where
 }
 
 fn ids(raw: Vec<String>) -> StoreResult<Vec<SessionId>> {
-    raw.iter()
-        .map(|s| {
-            s.parse()
-                .map_err(|_| crate::StoreError::Corrupt(format!("bad session id {s:?}")))
-        })
-        .collect()
+    raw.iter().map(|s| rows::parse("session id", s)).collect()
 }
 
 #[async_trait]
@@ -424,12 +419,7 @@ impl Tx for SqliteTx {
         .fetch_optional(self.conn())
         .await
         .map_err(db_error)?;
-        found
-            .map(|u| {
-                u.parse()
-                    .map_err(|_| crate::StoreError::Corrupt(format!("bad user id {u:?}")))
-            })
-            .transpose()
+        found.map(|u| rows::parse("user id", &u)).transpose()
     }
 
     async fn insert_identity(
@@ -456,12 +446,7 @@ impl Tx for SqliteTx {
             .fetch_optional(self.conn())
             .await
             .map_err(db_error)?;
-        found
-            .map(|u| {
-                u.parse()
-                    .map_err(|_| crate::StoreError::Corrupt(format!("bad user id {u:?}")))
-            })
-            .transpose()
+        found.map(|u| rows::parse("user id", &u)).transpose()
     }
 
     async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()> {
