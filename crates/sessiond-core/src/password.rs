@@ -6,8 +6,8 @@
 use std::fmt;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::DomainError;
 
@@ -61,11 +61,37 @@ impl fmt::Debug for Password {
     }
 }
 
+/// The working memory of one argon2 computation (19 MiB at our parameters). A thread that
+/// hashes often keeps one and reuses it: allocating it per hash leaves each freed buffer
+/// in the allocator's arenas, and resident memory grows by tens of MiB per thread.
+pub struct HashingMemory(Vec<Block>);
+
+impl HashingMemory {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// At least `blocks` blocks. argon2 writes every block before it reads it, so the
+    /// previous computation's contents need no clearing.
+    fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.len() < blocks {
+            self.0.resize(blocks, Block::default());
+        }
+        &mut self.0[..blocks]
+    }
+}
+
+impl Default for HashingMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Hashes and verifies passwords. Holds a hash of a random password so that a login for
 /// an unknown email does the same work as one with a wrong password.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon: Argon2<'static>,
+    params: Params,
     dummy_hash: String,
 }
 
@@ -79,39 +105,96 @@ impl PasswordHasher {
     /// argon2id, m = 19 MiB, t = 2, p = 1 (OWASP Password Storage Cheat Sheet).
     pub fn new() -> Self {
         let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let salt = SaltString::generate(&mut OsRng);
-        let dummy_hash = argon
-            .hash_password(b"sessiond-dummy-password-for-equal-timing", &salt)
-            .expect("argon2 hashes a constant")
-            .to_string();
-        Self { argon, dummy_hash }
+        let mut hasher = Self {
+            params,
+            dummy_hash: String::new(),
+        };
+        hasher.dummy_hash = hasher.hash_with(
+            b"sessiond-dummy-password-for-equal-timing",
+            &mut HashingMemory::new(),
+        );
+        hasher
     }
 
-    pub fn hash(&self, password: &Password) -> String {
+    /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of a new hash.
+    pub fn hash(&self, password: &Password, memory: &mut HashingMemory) -> String {
+        self.hash_with(password.as_bytes(), memory)
+    }
+
+    fn hash_with(&self, password: &[u8], memory: &mut HashingMemory) -> String {
         let salt = SaltString::generate(&mut OsRng);
-        self.argon
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 with valid parameters cannot fail")
-            .to_string()
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt
+            .decode_b64(&mut salt_bytes)
+            .expect("a generated salt decodes");
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        argon2id(self.params.clone())
+            .hash_password_into_with_memory(
+                password,
+                salt_bytes,
+                &mut out,
+                memory.blocks(self.params.block_count()),
+            )
+            .expect("argon2 with valid parameters cannot fail");
+        PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).expect("parameters encode"),
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).expect("32 bytes is a valid output")),
+        }
+        .to_string()
     }
 
     /// Verifies against `stored`, or against the dummy hash when there is no account, so
     /// both cases cost one full argon2id computation. A malformed stored hash fails.
-    pub fn verify(&self, password: &Password, stored: Option<&str>) -> bool {
+    pub fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+        memory: &mut HashingMemory,
+    ) -> bool {
         let exists = stored.is_some();
         let encoded = stored.unwrap_or(&self.dummy_hash);
-        let Ok(parsed) = PasswordHash::new(encoded) else {
-            // Burn the same work before failing.
-            let _ = self.hash(password);
-            return false;
-        };
-        let matches = self
-            .argon
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        matches && exists
+        match recompute(password.as_bytes(), encoded, memory) {
+            Some(matches) => matches && exists,
+            None => {
+                // Burn the same work before failing.
+                let _ = self.hash(password, memory);
+                false
+            }
+        }
     }
+}
+
+fn argon2id(params: Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes `password` with the algorithm, parameters and salt written in `encoded` and
+/// compares (in constant time) with its hash; `None` when `encoded` is not a usable
+/// argon2 PHC string. Hashes made with other parameters than today's still verify.
+fn recompute(password: &[u8], encoded: &str, memory: &mut HashingMemory) -> Option<bool> {
+    let parsed = PasswordHash::new(encoded).ok()?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).ok()?;
+    let expected = parsed.hash?;
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = parsed.salt?.decode_b64(&mut salt_bytes).ok()?;
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params.clone())
+        .hash_password_into_with_memory(
+            password,
+            salt_bytes,
+            &mut out,
+            memory.blocks(params.block_count()),
+        )
+        .ok()?;
+    Some(Output::new(&out).ok()? == expected)
 }
 
 #[cfg(test)]
@@ -121,7 +204,10 @@ mod tests {
     #[test]
     fn hashes_are_argon2id_with_owasp_parameters() {
         let hasher = PasswordHasher::new();
-        let hash = hasher.hash(&Password::parse("correct horse".into()).unwrap());
+        let hash = hasher.hash(
+            &Password::parse("correct horse".into()).unwrap(),
+            &mut HashingMemory::new(),
+        );
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
@@ -132,11 +218,44 @@ mod tests {
     fn verify_accepts_only_the_right_password() {
         let hasher = PasswordHasher::new();
         let pw = Password::parse("correct horse".into()).unwrap();
-        let hash = hasher.hash(&pw);
-        assert!(hasher.verify(&pw, Some(&hash)));
-        assert!(!hasher.verify(&Password::for_login("wrong horse".into()), Some(&hash)));
-        assert!(!hasher.verify(&pw, None));
-        assert!(!hasher.verify(&pw, Some("not a hash")));
+        let mem = &mut HashingMemory::new();
+        let hash = hasher.hash(&pw, mem);
+        assert!(hasher.verify(&pw, Some(&hash), mem));
+        assert!(!hasher.verify(&Password::for_login("wrong horse".into()), Some(&hash), mem));
+        assert!(!hasher.verify(&pw, None, mem));
+        assert!(!hasher.verify(&pw, Some("not a hash"), mem));
+        // Memory reused after other computations still gives the same answers.
+        assert!(hasher.verify(&pw, Some(&hash), mem));
+    }
+
+    #[test]
+    fn hashes_from_the_argon2_crate_and_other_parameters_verify() {
+        use argon2::password_hash::PasswordHasher as _;
+        let pw = Password::parse("correct horse".into()).unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let mem = &mut HashingMemory::new();
+        for (m, t, p) in [(19 * 1024, 2, 1), (8 * 1024, 3, 2), (47 * 1024, 1, 1)] {
+            let params = Params::new(m, t, p, None).unwrap();
+            let theirs = argon2id(params)
+                .hash_password(pw.as_bytes(), &salt)
+                .unwrap()
+                .to_string();
+            assert!(
+                PasswordHasher::new().verify(&pw, Some(&theirs), mem),
+                "{theirs}"
+            );
+            let wrong = Password::for_login("wrong horse".into());
+            assert!(!PasswordHasher::new().verify(&wrong, Some(&theirs), mem));
+        }
+        // And ours verifies with the crate's own verifier.
+        use argon2::password_hash::PasswordVerifier as _;
+        let ours = PasswordHasher::new().hash(&pw, mem);
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(pw.as_bytes(), &parsed)
+                .is_ok()
+        );
     }
 
     #[test]

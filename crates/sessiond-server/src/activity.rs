@@ -4,6 +4,10 @@
 //! storage only when the stored value is older than the activity resolution: at most one
 //! write per session per window. Idle-timeout decisions use the newer of the stored and
 //! the remembered value, so coalescing never ends a session early.
+//!
+//! Every authenticated request reads and records here, from every runtime thread, so the
+//! map is split into shards by session id: requests for different sessions rarely wait
+//! on the same lock.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,33 +22,39 @@ struct Seen {
     persisted: DateTime<Utc>,
 }
 
+const SHARDS: usize = 32;
+
+type Shard = Mutex<HashMap<SessionId, Seen>>;
+
 pub struct ActivityTracker {
     resolution: Duration,
-    seen: Mutex<HashMap<SessionId, Seen>>,
+    shards: Box<[Shard]>,
 }
 
 impl ActivityTracker {
     pub fn new(resolution: Duration) -> Self {
         Self {
             resolution,
-            seen: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
+    }
+
+    fn shard(&self, session: SessionId) -> std::sync::MutexGuard<'_, HashMap<SessionId, Seen>> {
+        // Session ids are UUIDv7: their low bits are random.
+        let index = (session.as_uuid().as_u128() % SHARDS as u128) as usize;
+        self.shards[index].lock().expect("activity lock")
     }
 
     /// The latest activity seen here for the session, if any.
     pub fn latest(&self, session: SessionId) -> Option<DateTime<Utc>> {
-        self.seen
-            .lock()
-            .expect("activity lock")
-            .get(&session)
-            .map(|s| s.latest)
+        self.shard(session).get(&session).map(|s| s.latest)
     }
 
     /// Records activity at `now`; `stored` is what storage last returned. Returns true
     /// when the caller should write `now` to storage (and this instance will not ask
     /// again for the same session within the resolution).
     pub fn record(&self, session: SessionId, now: DateTime<Utc>, stored: DateTime<Utc>) -> bool {
-        let mut seen = self.seen.lock().expect("activity lock");
+        let mut seen = self.shard(session);
         let entry = seen.entry(session).or_insert(Seen {
             latest: now,
             persisted: stored,
@@ -61,20 +71,27 @@ impl ActivityTracker {
 
     /// Forgets a session that has ended.
     pub fn forget(&self, session: SessionId) {
-        self.seen.lock().expect("activity lock").remove(&session);
+        self.shard(session).remove(&session);
     }
 
     /// Drops entries not refreshed since `before` (their sessions are idle or gone), so
     /// memory stays proportional to the sessions active recently.
     pub fn prune(&self, before: DateTime<Utc>) -> usize {
-        let mut seen = self.seen.lock().expect("activity lock");
-        let size = seen.len();
-        seen.retain(|_, s| s.latest >= before);
-        size - seen.len()
+        let mut dropped = 0;
+        for shard in &self.shards {
+            let mut seen = shard.lock().expect("activity lock");
+            let size = seen.len();
+            seen.retain(|_, s| s.latest >= before);
+            dropped += size - seen.len();
+        }
+        dropped
     }
 
     pub fn len(&self) -> usize {
-        self.seen.lock().expect("activity lock").len()
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().expect("activity lock").len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,7 +133,12 @@ mod tests {
         let (a, b) = (SessionId::new(), SessionId::new());
         tracker.record(a, t0(), t0());
         tracker.record(b, t0() + Duration::hours(1), t0());
-        assert_eq!(tracker.prune(t0() + Duration::minutes(30)), 1);
+        let many: Vec<_> = (0..100).map(|_| SessionId::new()).collect();
+        for id in &many {
+            tracker.record(*id, t0(), t0());
+        }
+        assert_eq!(tracker.len(), 102);
+        assert_eq!(tracker.prune(t0() + Duration::minutes(30)), 101);
         assert_eq!(tracker.latest(a), None);
         tracker.forget(b);
         assert!(tracker.is_empty());

@@ -38,9 +38,9 @@ pub const ADMIN_KEY_FILE: &str = "admin-api-key";
 /// The folder in the data folder where mail goes when no SMTP server is configured.
 pub const OUTBOX_DIR: &str = "outbox";
 /// Sessions whose state is kept in memory (about 1 KiB each).
-const SESSION_CACHE_CAPACITY: u64 = 100_000;
+const SESSION_CACHE_CAPACITY: usize = 100_000;
 /// Verified access tokens remembered (about 0.5 KiB each).
-const VERIFIED_TOKENS_CAPACITY: u64 = 100_000;
+const VERIFIED_TOKENS_CAPACITY: usize = 100_000;
 /// A backstop only: invalidations keep the cache exact.
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
 const COUNTER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -145,7 +145,7 @@ impl App {
             .map(|shared| RedisChannel::new(shared.link().clone(), &config.redis_prefix));
         let fanout = Arc::new(Fanout::new(cache, events, redis_channel));
         let service = Service {
-            verified: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY, config.access_token_ttl),
+            verified: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY),
             fanout,
             limits,
             otp,

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sessiond_core::jwt::AccessClaims;
 use sessiond_core::{Session, SessionId, User, UserId};
@@ -45,9 +45,13 @@ impl Invalidation {
     }
 }
 
+/// A cached value and when it was stored (for the TTL backstop).
+type Stamped<T> = (Instant, Arc<T>);
+
 pub struct SessionCache {
-    sessions: moka::sync::Cache<SessionId, Arc<Session>>,
-    users: moka::sync::Cache<UserId, Arc<User>>,
+    sessions: quick_cache::sync::Cache<SessionId, Stamped<Session>>,
+    users: quick_cache::sync::Cache<UserId, Stamped<User>>,
+    ttl: Duration,
     usable: AtomicBool,
     epoch: AtomicU64,
 }
@@ -57,32 +61,27 @@ pub struct SessionCache {
 pub struct Ticket(u64);
 
 impl SessionCache {
-    pub fn new(capacity: u64, ttl: Duration, usable: bool) -> Self {
+    pub fn new(capacity: usize, ttl: Duration, usable: bool) -> Self {
         Self {
-            sessions: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
-            users: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            sessions: quick_cache::sync::Cache::new(capacity),
+            users: quick_cache::sync::Cache::new(capacity),
+            ttl,
             usable: AtomicBool::new(usable),
             epoch: AtomicU64::new(0),
         }
     }
 
     /// The cached state, if the cache may be trusted now and holds both halves.
-    pub fn get(&self, id: SessionId) -> Option<(Session, Option<User>)> {
+    pub fn get(&self, id: SessionId) -> Option<(Arc<Session>, Option<Arc<User>>)> {
         if !self.usable.load(Ordering::Acquire) {
             return None;
         }
-        let session = self.sessions.get(&id)?;
+        let session = fresh(&self.sessions, &id, self.ttl)?;
         let user = match session.user_id {
-            Some(uid) => Some(User::clone(&*self.users.get(&uid)?)),
+            Some(uid) => Some(fresh(&self.users, &uid, self.ttl)?),
             None => None,
         };
-        Some((Session::clone(&session), user))
+        Some((session, user))
     }
 
     /// Take before reading from storage; pass to [`put`](Self::put).
@@ -91,24 +90,29 @@ impl SessionCache {
     }
 
     /// Stores what storage answered, unless something was invalidated since `ticket`.
-    pub fn put(&self, ticket: Ticket, session: &Session, user: Option<&User>) {
+    pub fn put(&self, ticket: Ticket, session: &Arc<Session>, user: Option<&Arc<User>>) {
         if !self.usable.load(Ordering::Acquire) || self.epoch.load(Ordering::Acquire) != ticket.0 {
             return;
         }
+        let now = Instant::now();
         if let Some(user) = user {
-            self.users.insert(user.id, Arc::new(user.clone()));
+            self.users.insert(user.id, (now, user.clone()));
         }
-        self.sessions.insert(session.id, Arc::new(session.clone()));
+        self.sessions.insert(session.id, (now, session.clone()));
     }
 
     pub fn invalidate(&self, what: Invalidation) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         match what {
-            Invalidation::Session(id) => self.sessions.invalidate(&id),
-            Invalidation::User(id) => self.users.invalidate(&id),
+            Invalidation::Session(id) => {
+                self.sessions.remove(&id);
+            }
+            Invalidation::User(id) => {
+                self.users.remove(&id);
+            }
             Invalidation::Everything => {
-                self.sessions.invalidate_all();
-                self.users.invalidate_all();
+                self.sessions.clear();
+                self.users.clear();
             }
         }
     }
@@ -126,22 +130,37 @@ impl SessionCache {
     }
 }
 
+/// The entry for `key` unless it is older than `ttl` (then it is dropped).
+fn fresh<K, T>(
+    cache: &quick_cache::sync::Cache<K, Stamped<T>>,
+    key: &K,
+    ttl: Duration,
+) -> Option<Arc<T>>
+where
+    K: Eq + std::hash::Hash + Clone,
+{
+    let (stored_at, value) = cache.get(key)?;
+    if stored_at.elapsed() > ttl {
+        cache.remove(key);
+        return None;
+    }
+    Some(value)
+}
+
 /// Access tokens whose signature, type, issuer and audience were verified, keyed by the
 /// exact token text: a client presents the same token many times, and an Ed25519
 /// verification costs tens of microseconds where this lookup costs well under one. Any
 /// changed byte is a different key, so nothing unverified is ever accepted; expiry is still
-/// checked on every use, and session state still comes from the session cache or storage.
+/// checked on every use (so entries need no time limit of their own), and session state
+/// still comes from the session cache or storage.
 pub struct VerifiedTokens {
-    claims: moka::sync::Cache<Box<str>, Arc<AccessClaims>>,
+    claims: quick_cache::sync::Cache<Box<str>, Arc<AccessClaims>>,
 }
 
 impl VerifiedTokens {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    pub fn new(capacity: usize) -> Self {
         Self {
-            claims: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            claims: quick_cache::sync::Cache::new(capacity),
         }
     }
 
@@ -149,8 +168,8 @@ impl VerifiedTokens {
         self.claims.get(token)
     }
 
-    pub fn insert(&self, token: &str, claims: AccessClaims) {
-        self.claims.insert(token.into(), Arc::new(claims));
+    pub fn insert(&self, token: &str, claims: Arc<AccessClaims>) {
+        self.claims.insert(token.into(), claims);
     }
 }
 
@@ -194,13 +213,13 @@ mod tests {
     #[test]
     fn hits_need_both_session_and_user() {
         let c = cache();
-        let u = user();
-        let s = session(Some(u.id));
+        let u = Arc::new(user());
+        let s = Arc::new(session(Some(u.id)));
         c.put(c.ticket(), &s, Some(&u));
         assert_eq!(c.get(s.id), Some((s.clone(), Some(u.clone()))));
         c.invalidate(Invalidation::User(u.id));
         assert_eq!(c.get(s.id), None, "a user change makes the session a miss");
-        let anon = session(None);
+        let anon = Arc::new(session(None));
         c.put(c.ticket(), &anon, None);
         assert_eq!(c.get(anon.id), Some((anon, None)));
     }
@@ -208,7 +227,7 @@ mod tests {
     #[test]
     fn a_read_that_raced_an_invalidation_is_not_stored() {
         let c = cache();
-        let s = session(None);
+        let s = Arc::new(session(None));
         let ticket = c.ticket();
         c.invalidate(Invalidation::Session(s.id));
         c.put(ticket, &s, None);
@@ -218,13 +237,23 @@ mod tests {
     #[test]
     fn an_unusable_cache_answers_nothing_and_forgets_everything() {
         let c = cache();
-        let s = session(None);
+        let s = Arc::new(session(None));
         c.put(c.ticket(), &s, None);
         c.set_usable(false);
         assert_eq!(c.get(s.id), None);
         c.put(c.ticket(), &s, None);
         c.set_usable(true);
         assert_eq!(c.get(s.id), None, "emptied on the way back");
+    }
+
+    #[test]
+    fn entries_older_than_the_ttl_are_misses() {
+        let c = SessionCache::new(1000, Duration::from_millis(30), true);
+        let s = Arc::new(session(None));
+        c.put(c.ticket(), &s, None);
+        assert!(c.get(s.id).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(c.get(s.id), None);
     }
 
     #[test]

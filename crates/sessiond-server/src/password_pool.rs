@@ -3,18 +3,19 @@
 //! argon2id at OWASP parameters costs tens of milliseconds and 19 MiB of one core. Run on
 //! the runtime's threads it would stall every token check behind a burst of logins; run on
 //! tokio's blocking pool it would spread its 19 MiB buffers over many threads, each of
-//! which keeps its freed buffer in its own allocator arena (hundreds of MiB of resident
-//! memory after a burst). So `workers` long-lived threads do all hashing, fed by a queue
-//! of at most `queue` waiting logins; when that is full a login fails fast with 503.
+//! which keeps its freed buffers in its own allocator arena (hundreds of MiB of resident
+//! memory after a burst). So `workers` long-lived threads do all hashing, each reusing
+//! one working buffer, fed by a queue of at most `queue` waiting logins; when that is
+//! full a login fails fast with 503.
 
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use sessiond_core::DomainError;
-use sessiond_core::password::{Password, PasswordHasher};
+use sessiond_core::password::{HashingMemory, Password, PasswordHasher};
 use tokio::sync::oneshot;
 
-type Job = Box<dyn FnOnce(&PasswordHasher) + Send>;
+type Job = Box<dyn FnOnce(&PasswordHasher, &mut HashingMemory) + Send>;
 
 #[derive(Clone)]
 pub struct PasswordPool {
@@ -31,11 +32,12 @@ impl PasswordPool {
             std::thread::Builder::new()
                 .name(format!("sessiond-argon2-{n}"))
                 .spawn(move || {
+                    let mut memory = HashingMemory::new();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let next = inbox.lock().expect("password queue lock").recv();
                         let Ok(job) = next else { return };
-                        job(&hasher);
+                        job(&hasher, &mut memory);
                     }
                 })
                 .expect("spawning a password-hashing thread");
@@ -44,7 +46,7 @@ impl PasswordPool {
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, DomainError> {
-        self.run(move |h| h.hash(&password)).await
+        self.run(move |h, memory| h.hash(&password, memory)).await
     }
 
     /// Verifies against `stored`, or does equal work and fails when there is none.
@@ -53,17 +55,17 @@ impl PasswordPool {
         password: Password,
         stored: Option<String>,
     ) -> Result<bool, DomainError> {
-        self.run(move |h| h.verify(&password, stored.as_deref()))
+        self.run(move |h, memory| h.verify(&password, stored.as_deref(), memory))
             .await
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+        work: impl FnOnce(&PasswordHasher, &mut HashingMemory) -> T + Send + 'static,
     ) -> Result<T, DomainError> {
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move |hasher| {
-            let _ = done.send(work(hasher));
+        let job: Job = Box::new(move |hasher, memory| {
+            let _ = done.send(work(hasher, memory));
         });
         match self.jobs.try_send(job) {
             Ok(()) => {}

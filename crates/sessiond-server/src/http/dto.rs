@@ -140,11 +140,15 @@ pub struct SessionView {
     pub user_id: Option<Uuid>,
     /// `pwd`, `otp`, `exchange:<provider>`, `anon` or `admin`.
     pub auth_method: String,
+    #[serde(serialize_with = "super::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::rfc3339::serialize")]
     pub last_active_at: DateTime<Utc>,
     /// Absolute end of the session.
+    #[serde(serialize_with = "super::rfc3339::serialize")]
     pub expires_at: DateTime<Utc>,
     /// When the session ends if it stays idle.
+    #[serde(serialize_with = "super::rfc3339::serialize")]
     pub idle_expires_at: DateTime<Utc>,
     pub device: DeviceView,
     /// In session lists: whether this is the calling session.
@@ -180,6 +184,7 @@ pub struct UserView {
     pub email: Option<String>,
     pub name: Option<String>,
     pub active: bool,
+    #[serde(serialize_with = "super::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// From an identity provider, when one vouched for it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,7 +271,10 @@ pub struct ValidateResponse {
     /// Null for anonymous sessions (valid tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Option<Uuid>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::rfc3339::option::serialize"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     /// The error code the token would get (invalid tokens).
     #[serde(skip_serializing_if = "Option::is_none")]

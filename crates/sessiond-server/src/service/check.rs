@@ -1,5 +1,7 @@
 //! Token checks: the authenticated-request path, `/v1/token/validate` and introspection.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::{AccessClaims, claimed_kid};
 use sessiond_core::refresh::{RefreshDecision, StoredRefreshToken, decide};
@@ -9,11 +11,12 @@ use super::{Service, ServiceError, ServiceResult};
 use crate::cache::Invalidation;
 
 /// A request's verified access token with the live session and user behind it.
+/// Shared with the caches, so a cache hit copies no strings.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    pub claims: AccessClaims,
-    pub session: Session,
-    pub user: Option<User>,
+    pub claims: Arc<AccessClaims>,
+    pub session: Arc<Session>,
+    pub user: Option<Arc<User>>,
 }
 
 /// The answer of `/v1/token/validate`.
@@ -34,8 +37,8 @@ pub enum Validation {
 #[derive(Debug, Clone)]
 pub struct Introspection {
     pub token_type: &'static str,
-    pub session: Session,
-    pub user: Option<User>,
+    pub session: Arc<Session>,
+    pub user: Option<Arc<User>>,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub jti: Option<String>,
@@ -63,7 +66,7 @@ impl Service {
             verdict = self.policy.check(&session, now, self.last_active(&session));
         }
         verdict?;
-        Self::check_user(user.as_ref())?;
+        Self::check_user(user.as_deref())?;
         if activity
             && self
                 .activity
@@ -88,7 +91,10 @@ impl Service {
 
     /// The session and its user, from the cache when it may be trusted, else from storage
     /// (then cached). The flag says whether it came from the cache.
-    async fn session_state(&self, id: SessionId) -> ServiceResult<(Session, Option<User>, bool)> {
+    async fn session_state(
+        &self,
+        id: SessionId,
+    ) -> ServiceResult<(Arc<Session>, Option<Arc<User>>, bool)> {
         let cache = self.fanout.cache();
         if let Some((session, user)) = cache.get(id) {
             return Ok((session, user, true));
@@ -99,18 +105,23 @@ impl Service {
             .session_with_user(id)
             .await?
             .ok_or(DomainError::TokenInvalid)?;
+        let (session, user) = (Arc::new(session), user.map(Arc::new));
         cache.put(ticket, &session, user.as_ref());
         Ok((session, user, false))
     }
 
     /// Signature and claims, reloading the key set once when the token names a key this
     /// instance has not seen (it may have been rotated elsewhere).
-    async fn verify_access(&self, token: &str, now: DateTime<Utc>) -> ServiceResult<AccessClaims> {
+    async fn verify_access(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Arc<AccessClaims>> {
         if let Some(claims) = self.verified.get(token) {
             claims.check_expiry(now)?;
-            return Ok(AccessClaims::clone(&claims));
+            return Ok(claims);
         }
-        let claims = self.verify_signature(token, now).await?;
+        let claims = Arc::new(self.verify_signature(token, now).await?);
         self.verified.insert(token, claims.clone());
         Ok(claims)
     }
@@ -166,7 +177,7 @@ impl Service {
                     token_type: "access_token",
                     issued_at: auth.claims.issued_at(),
                     expires_at: auth.claims.expires_at(),
-                    jti: Some(auth.claims.jti),
+                    jti: Some(auth.claims.jti.clone()),
                     session: auth.session,
                     user: auth.user,
                 })),
@@ -183,8 +194,8 @@ impl Service {
                 issued_at: stored.created_at,
                 expires_at: stored.expires_at,
                 jti: None,
-                session,
-                user,
+                session: Arc::new(session),
+                user: user.map(Arc::new),
             }))
     }
 

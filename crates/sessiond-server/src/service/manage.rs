@@ -22,7 +22,7 @@ impl Service {
     pub async fn my_sessions(&self, auth: &Authenticated) -> ServiceResult<Vec<SessionInfo>> {
         let current = Some(auth.session.id);
         let Some(user) = auth.session.user_id else {
-            return Ok(vec![self.info(auth.session.clone(), current)]);
+            return Ok(vec![self.info((*auth.session).clone(), current)]);
         };
         let sessions = self
             .store

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sessiond_core::SessionId;
+use sessiond_core::{Session, SessionId};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -24,10 +24,10 @@ pub async fn whoami(
     State(state): State<AppState>,
     CurrentSession(auth): CurrentSession,
 ) -> Json<WhoAmI> {
-    let info = state.service.info(auth.session, None);
+    let info = state.service.info(Session::clone(&auth.session), None);
     Json(WhoAmI {
         session: SessionView::new(&info, false),
-        user: auth.user.as_ref().map(UserView::from),
+        user: auth.user.as_deref().map(UserView::from),
     })
 }
 

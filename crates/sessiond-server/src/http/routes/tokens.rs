@@ -109,7 +109,7 @@ pub async fn introspect(
         jti: found.jti,
         username: found
             .user
-            .and_then(|u| u.email)
+            .and_then(|u| u.email.clone())
             .map(|e| e.as_str().to_owned()),
     }))
 }
