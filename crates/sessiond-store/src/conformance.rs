@@ -985,10 +985,9 @@ pub async fn refresh_tokens_round_trip(store: &dyn Store) {
             .await
             .expect("rotated?")
     );
-    tx.insert_refresh_token(&next).await.expect("insert next");
-    tx.mark_refresh_token_rotated(first.id, rotated_at, next.id, &sealed)
+    tx.rotate_refresh_token(first.id, &next, &sealed)
         .await
-        .expect("mark rotated");
+        .expect("rotate");
     assert!(
         tx.refresh_token_is_rotated(first.id)
             .await
@@ -2278,15 +2277,9 @@ pub async fn concurrent_refresh_rotation_has_one_winner(store: Arc<dyn Store>) {
             }
             let at = t0() + secs(60) + ms(i64::try_from(i).expect("small"));
             let (next_secret, next) = new_token(current.session_id, at);
-            tx.insert_refresh_token(&next).await.expect("insert next");
-            tx.mark_refresh_token_rotated(
-                current.id,
-                at,
-                next.id,
-                &secret.seal_successor(&next_secret),
-            )
-            .await
-            .expect("mark rotated");
+            tx.rotate_refresh_token(current.id, &next, &secret.seal_successor(&next_secret))
+                .await
+                .expect("rotate");
             tx.commit().await.expect("commit");
             Some((next.id, at))
         });

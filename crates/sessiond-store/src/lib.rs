@@ -232,11 +232,14 @@ pub trait Tx: Send {
     ) -> StoreResult<Option<StoredRefreshToken>>;
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool>;
     async fn insert_refresh_token(&mut self, token: &NewRefreshToken) -> StoreResult<()>;
-    async fn mark_refresh_token_rotated(
+    /// A rotation's writes: stores `successor` and marks `presented` (locked by this
+    /// transaction) rotated in its favour at the successor's creation time, with the
+    /// successor sealed under the presented token. One round trip to the database: every
+    /// statement a refresh sends waits on the single writer (SQLite) or a row lock.
+    async fn rotate_refresh_token(
         &mut self,
-        id: RefreshTokenId,
-        at: DateTime<Utc>,
-        successor: RefreshTokenId,
+        presented: RefreshTokenId,
+        successor: &NewRefreshToken,
         sealed: &[u8],
     ) -> StoreResult<()>;
     /// Drops every refresh token of a session (used when an anonymous session is upgraded,

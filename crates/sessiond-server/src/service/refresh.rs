@@ -49,22 +49,15 @@ impl Service {
             RefreshDecision::Rotate => {
                 let successor = RefreshToken::generate();
                 let expires_at = self.policy.refresh_token_expiry(now, session.expires_at);
-                let id = RefreshTokenId::new();
-                tx.insert_refresh_token(&NewRefreshToken {
-                    id,
+                let stored = NewRefreshToken {
+                    id: RefreshTokenId::new(),
                     session_id: session.id,
                     hash: successor.hash(),
                     created_at: now,
                     expires_at,
-                })
-                .await?;
-                tx.mark_refresh_token_rotated(
-                    token.id,
-                    now,
-                    id,
-                    &presented.seal_successor(&successor),
-                )
-                .await?;
+                };
+                tx.rotate_refresh_token(token.id, &stored, &presented.seal_successor(&successor))
+                    .await?;
                 (successor, expires_at)
             }
             RefreshDecision::ReplaySuccessor => {
@@ -91,12 +84,18 @@ impl Service {
             }
             RefreshDecision::Expired => return Err(DomainError::RefreshTokenExpired.into()),
         };
-        tx.set_last_active(session.id, now).await?;
+        // A refresh is activity like any token check, and as coalesced: the stored value
+        // is written only when the activity resolution has passed since it was.
+        let activity_due = self
+            .activity
+            .record(session.id, now, session.last_active_at);
+        if activity_due {
+            tx.set_last_active(session.id, now).await?;
+        }
         tx.commit().await?;
-        self.activity.record(session.id, now, now);
 
         let mut session = session;
-        session.last_active_at = session.last_active_at.max(now);
+        session.last_active_at = self.last_active(&session);
         metrics::counter!("sessiond_refreshes_total").increment(1);
         Ok(self.grant(session, user, successor, successor_expires_at, now))
     }

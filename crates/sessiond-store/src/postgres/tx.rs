@@ -362,21 +362,26 @@ impl Tx for PostgresTx {
         Ok(())
     }
 
-    async fn mark_refresh_token_rotated(
+    async fn rotate_refresh_token(
         &mut self,
-        id: RefreshTokenId,
-        at: DateTime<Utc>,
-        successor: RefreshTokenId,
+        presented: RefreshTokenId,
+        successor: &NewRefreshToken,
         sealed: &[u8],
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1, successor_id = $2, successor_sealed = $3 \
-             WHERE id = $4",
+            "WITH successor AS ( \
+                 INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)) \
+             UPDATE refresh_tokens SET rotated_at = $4, successor_id = $1, successor_sealed = $6 \
+             WHERE id = $7",
         )
-        .bind(ts(at))
-        .bind(successor.as_uuid())
+        .bind(successor.id.as_uuid())
+        .bind(successor.session_id.as_uuid())
+        .bind(&successor.hash.as_bytes()[..])
+        .bind(ts(successor.created_at))
+        .bind(ts(successor.expires_at))
         .bind(sealed)
-        .bind(id.as_uuid())
+        .bind(presented.as_uuid())
         .execute(self.conn())
         .await
         .map_err(db_error)?;

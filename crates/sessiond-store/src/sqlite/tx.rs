@@ -313,21 +313,30 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn mark_refresh_token_rotated(
+    async fn rotate_refresh_token(
         &mut self,
-        id: RefreshTokenId,
-        at: DateTime<Utc>,
-        successor: RefreshTokenId,
+        presented: RefreshTokenId,
+        successor: &NewRefreshToken,
         sealed: &[u8],
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE refresh_tokens SET rotated_at = ?, successor_id = ?, successor_sealed = ? WHERE id = ?")
-            .bind(ms(at))
-            .bind(successor.to_string())
-            .bind(sealed)
-            .bind(id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        // Two statements, one execution: numbered parameters index the whole argument
+        // list, so both statements share it.
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5); \
+             UPDATE refresh_tokens SET rotated_at = ?4, successor_id = ?1, successor_sealed = ?6 \
+             WHERE id = ?7",
+        )
+        .bind(successor.id.to_string())
+        .bind(successor.session_id.to_string())
+        .bind(&successor.hash.as_bytes()[..])
+        .bind(ms(successor.created_at))
+        .bind(ms(successor.expires_at))
+        .bind(sealed)
+        .bind(presented.to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 
