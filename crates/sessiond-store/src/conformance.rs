@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
                 revoke_sessions_only_revokes_unrevoked,
                 revoke_user_sessions_respects_keep,
                 refresh_tokens_round_trip,
+                refresh_token_locks_with_its_session,
                 duplicate_refresh_token_hash_is_a_conflict,
                 delete_refresh_tokens_only_touches_that_session,
                 dropped_tx_rolls_back,
@@ -1026,6 +1027,66 @@ pub async fn refresh_tokens_round_trip(store: &dyn Store) {
         token_by_hash(store, &next.hash).await,
         Some(expected_token(&next))
     );
+}
+
+/// A refresh reads its token, the token's session and that session's user in one
+/// locked read; rotation shows in it like in the token's own read.
+pub async fn refresh_token_locks_with_its_session(store: &dyn Store) {
+    let user = add_user(store, new_user(Some("refresher@example.com"))).await;
+    let bound = new_session(Some(user.id), t0(), t0() + days(30));
+    let anonymous = new_session(None, t0() + ms(1), t0() + days(1));
+    add_sessions(store, &[&bound, &anonymous]).await;
+    let (bound_secret, bound_token) = new_token(bound.id, t0() + ms(5));
+    let (_, anonymous_token) = new_token(anonymous.id, t0() + ms(6));
+    add_tokens(store, &[&bound_token, &anonymous_token]).await;
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.lock_refresh_token_and_session(&bound_token.hash)
+            .await
+            .expect("lock"),
+        Some((
+            expected_token(&bound_token),
+            expected_session(&bound),
+            Some(user.clone())
+        ))
+    );
+    assert_eq!(
+        tx.lock_refresh_token_and_session(&anonymous_token.hash)
+            .await
+            .expect("lock"),
+        Some((
+            expected_token(&anonymous_token),
+            expected_session(&anonymous),
+            None
+        ))
+    );
+    assert_eq!(
+        tx.lock_refresh_token_and_session(&RefreshToken::generate().hash())
+            .await
+            .expect("lock (unknown)"),
+        None
+    );
+    let (next_secret, next) = new_token(bound.id, t0() + secs(60));
+    let sealed = bound_secret.seal_successor(&next_secret);
+    tx.rotate_refresh_token(bound_token.id, &next, &sealed)
+        .await
+        .expect("rotate");
+    let (rotated, _, _) = tx
+        .lock_refresh_token_and_session(&bound_token.hash)
+        .await
+        .expect("lock after rotation")
+        .expect("still there");
+    assert_eq!(
+        rotated,
+        StoredRefreshToken {
+            rotated_at: Some(next.created_at),
+            successor_id: Some(next.id),
+            successor_sealed: Some(sealed.to_vec()),
+            ..expected_token(&bound_token)
+        }
+    );
+    tx.commit().await.expect("commit");
 }
 
 /// A second token with the same hash is a `Conflict`.

@@ -230,6 +230,12 @@ pub trait Tx: Send {
         &mut self,
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>>;
+    /// The refresh token with this hash, its session and the session's user, token and
+    /// session locked until commit: all a refresh decides on, in one round trip.
+    async fn lock_refresh_token_and_session(
+        &mut self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<(StoredRefreshToken, Session, Option<User>)>>;
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool>;
     async fn insert_refresh_token(&mut self, token: &NewRefreshToken) -> StoreResult<()>;
     /// A rotation's writes: stores `successor` and marks `presented` (locked by this

@@ -24,12 +24,8 @@ impl Service {
             .await?;
         let now = self.now();
         let mut tx = self.store.begin().await?;
-        let token = tx
-            .lock_refresh_token(&presented.hash())
-            .await?
-            .ok_or(DomainError::RefreshTokenInvalid)?;
-        let (session, user) = tx
-            .lock_session(token.session_id)
+        let (token, session, user) = tx
+            .lock_refresh_token_and_session(&presented.hash())
             .await?
             .ok_or(DomainError::RefreshTokenInvalid)?;
         self.policy

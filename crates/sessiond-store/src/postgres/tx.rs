@@ -22,7 +22,9 @@ use sessiond_core::{
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts};
+use super::rows::{
+    self, JOINED_TOKEN_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts,
+};
 use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
 
 pub(super) struct PostgresTx {
@@ -334,6 +336,32 @@ impl Tx for PostgresTx {
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>> {
         refresh_token_by_hash(self.conn(), hash, Lock::ForUpdate).await
+    }
+
+    async fn lock_refresh_token_and_session(
+        &mut self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<(StoredRefreshToken, Session, Option<User>)>> {
+        // `OF t, s`: as `lock_refresh_token` then `lock_session` would; the user row is
+        // locked by `lock_user` when needed.
+        let sql = format!(
+            "SELECT {JOINED_TOKEN_COLUMNS}, {SESSION_COLUMNS}, {USER_COLUMNS} \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             LEFT JOIN users u ON u.id = s.user_id WHERE t.token_hash = $1 FOR UPDATE OF t, s"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&hash.as_bytes()[..])
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_error)?;
+        row.map(|r| {
+            Ok((
+                rows::joined_refresh_token(&r)?,
+                rows::session(&r)?,
+                rows::joined_user(&r)?,
+            ))
+        })
+        .transpose()
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {

@@ -22,6 +22,11 @@ pub(super) const USER_COLUMNS: &str = "u.id AS u_id, u.email AS u_email, u.name 
 pub(super) const TOKEN_COLUMNS: &str =
     "id, session_id, created_at, expires_at, rotated_at, successor_id, successor_sealed";
 
+/// The token columns of `refresh_tokens t` under `t_` names, to read beside a session's.
+pub(super) const JOINED_TOKEN_COLUMNS: &str = "t.id AS t_id, t.session_id AS t_session_id, \
+     t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.rotated_at AS t_rotated_at, \
+     t.successor_id AS t_successor_id, t.successor_sealed AS t_successor_sealed";
+
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -95,17 +100,27 @@ pub(super) fn joined_user(row: &SqliteRow) -> StoreResult<Option<User>> {
 }
 
 pub(super) fn refresh_token(row: &SqliteRow) -> StoreResult<StoredRefreshToken> {
-    let successor: Option<String> = get(row, "successor_id")?;
+    token_columns(row, "")
+}
+
+/// A token read with [`JOINED_TOKEN_COLUMNS`].
+pub(super) fn joined_refresh_token(row: &SqliteRow) -> StoreResult<StoredRefreshToken> {
+    token_columns(row, "t_")
+}
+
+fn token_columns(row: &SqliteRow, prefix: &str) -> StoreResult<StoredRefreshToken> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let successor: Option<String> = get(row, &col("successor_id"))?;
     Ok(StoredRefreshToken {
-        id: parse("refresh token id", &get::<String>(row, "id")?)?,
-        session_id: parse("session id", &get::<String>(row, "session_id")?)?,
-        created_at: time(get(row, "created_at")?)?,
-        expires_at: time(get(row, "expires_at")?)?,
-        rotated_at: opt_time(get(row, "rotated_at")?)?,
+        id: parse("refresh token id", &get::<String>(row, &col("id"))?)?,
+        session_id: parse("session id", &get::<String>(row, &col("session_id"))?)?,
+        created_at: time(get(row, &col("created_at"))?)?,
+        expires_at: time(get(row, &col("expires_at"))?)?,
+        rotated_at: opt_time(get(row, &col("rotated_at"))?)?,
         successor_id: successor
             .map(|s| parse("refresh token id", &s))
             .transpose()?,
-        successor_sealed: get(row, "successor_sealed")?,
+        successor_sealed: get(row, &col("successor_sealed"))?,
     })
 }
 

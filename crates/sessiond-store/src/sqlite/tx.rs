@@ -12,7 +12,9 @@ use sessiond_core::{
 };
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ms};
+use super::rows::{
+    self, JOINED_TOKEN_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ms,
+};
 use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
 
 pub(super) struct SqliteTx {
@@ -286,6 +288,31 @@ impl Tx for SqliteTx {
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>> {
         refresh_token_by_hash(self.conn(), hash).await
+    }
+
+    async fn lock_refresh_token_and_session(
+        &mut self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<(StoredRefreshToken, Session, Option<User>)>> {
+        // The single writer connection already excludes every other writer.
+        let sql = format!(
+            "SELECT {JOINED_TOKEN_COLUMNS}, {SESSION_COLUMNS}, {USER_COLUMNS} \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             LEFT JOIN users u ON u.id = s.user_id WHERE t.token_hash = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&hash.as_bytes()[..])
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_error)?;
+        row.map(|r| {
+            Ok((
+                rows::joined_refresh_token(&r)?,
+                rows::session(&r)?,
+                rows::joined_user(&r)?,
+            ))
+        })
+        .transpose()
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {
