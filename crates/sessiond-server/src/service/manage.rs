@@ -1,5 +1,7 @@
 //! Seeing and ending sessions: the person's own, and an admin's view of anyone's.
 
+use std::time::{Duration, Instant};
+
 use sessiond_core::{DomainError, RevokeReason, SessionId, User, UserId};
 use sessiond_store::PurgeBefore;
 
@@ -9,6 +11,7 @@ use crate::cache::Invalidation;
 /// Largest app-data object a session may carry.
 pub const MAX_SESSION_DATA_BYTES: usize = 16 * 1024;
 const PURGE_BATCH: u32 = 1000;
+const MAX_PURGE_REST: Duration = Duration::from_secs(1);
 
 impl Service {
     pub async fn logout(&self, auth: &Authenticated) -> ServiceResult<()> {
@@ -162,12 +165,16 @@ impl Service {
         loop {
             // A short batch does not mean the end: a backend may purge one way of ending
             // at a time. Only an empty batch does.
+            let started = Instant::now();
             let batch = self.store.purge_ended_sessions(before).await?;
             if batch == 0 {
                 break;
             }
             deleted += batch;
-            tokio::task::yield_now().await;
+            // Rest as long as the batch took: a purge of millions of rows then holds the
+            // (SQLite: single) writer and a core at most half the time, so logins,
+            // refreshes and token checks keep their latency while it runs.
+            tokio::time::sleep(started.elapsed().min(MAX_PURGE_REST)).await;
         }
         // Challenges are only needed until they expire (and for the resend cooldown).
         let otp_before = now - chrono::Duration::days(1);
