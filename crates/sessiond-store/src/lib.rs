@@ -57,6 +57,24 @@ pub(crate) fn reusable<C: sqlx::Connection>(
     Box::pin(std::future::ready(Ok(clean)))
 }
 
+/// Pool hook (`before_acquire`) for PostgreSQL, replacing sqlx's default ping before every
+/// acquire: a connection in steady use is known to be alive (its last query just worked),
+/// and a ping is a network round trip on every transaction. Only a connection that sat
+/// idle long enough for the server or a proxy to have dropped it is pinged first.
+pub(crate) fn alive_or_recent<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    const TRUSTED_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+    Box::pin(async move {
+        if meta.idle_for < TRUSTED_IDLE {
+            return Ok(true);
+        }
+        // A failed ping discards the connection; the pool then opens another.
+        Ok(conn.ping().await.is_ok())
+    })
+}
+
 pub struct NewUser {
     pub id: UserId,
     pub email: Option<Email>,

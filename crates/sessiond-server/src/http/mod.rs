@@ -4,18 +4,14 @@ pub mod client_ip;
 pub mod dto;
 pub mod extract;
 pub mod problem;
+mod request_metrics;
 mod rfc3339;
 mod routes;
 
-use std::collections::BTreeSet;
-use std::sync::RwLock;
-use std::time::Instant;
-
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -103,7 +99,7 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(request_metrics::RequestMetricsLayer)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
@@ -123,51 +119,4 @@ async fn method_not_allowed() -> ApiError {
         "METHOD_NOT_ALLOWED",
         "this method is not allowed here",
     )
-}
-
-async fn record_metrics(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| intern(p.as_str()));
-    let method = method_label(req.method());
-    let response = next.run(req).await;
-    let status = intern(response.status().as_str());
-    metrics::counter!("sessiond_http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
-    metrics::histogram!("sessiond_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// Methods outside the standard set share one label, so clients cannot grow the label set.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// A `'static` copy of a label value, made once per distinct value: metric labels that
-/// borrow static text cost no allocation per request. Only bounded sets come here (route
-/// templates and status codes).
-fn intern(value: &str) -> &'static str {
-    static SEEN: RwLock<BTreeSet<&'static str>> = RwLock::new(BTreeSet::new());
-    if let Some(known) = SEEN.read().expect("label lock").get(value) {
-        return known;
-    }
-    let mut seen = SEEN.write().expect("label lock");
-    if let Some(known) = seen.get(value) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
-    seen.insert(leaked);
-    leaked
 }

@@ -108,6 +108,8 @@ impl PostgresStore {
 
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
+            .test_before_acquire(false)
+            .before_acquire(crate::alive_or_recent)
             .after_release(crate::reusable)
             .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout)

@@ -1,13 +1,14 @@
 //! The embedded default: SQLite in WAL mode, in the data folder.
 //!
-//! Writers are serialised through a pool of exactly one connection that opens every
+//! Writers are serialised through exactly one connection ([`writer`]) that opens every
 //! transaction with `BEGIN IMMEDIATE`, so check-and-set sequences (refresh rotation,
 //! session limits) cannot interleave, even with another process such as
-//! `sessiond keys rotate` on the same file. Readers use their own pool and never wait
-//! for writers.
+//! `sessiond keys rotate` on the same file. Readers use their own pool (sqlx) and never
+//! wait for writers.
 
 mod rows;
 mod tx;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,13 +24,16 @@ use sqlx::sqlite::{
 };
 
 use self::rows::{USER_COLUMNS, db_error, ms};
+use self::writer::Writer;
 use crate::{LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/sqlite/migrations");
 
 pub struct SqliteStore {
     reader: SqlitePool,
-    writer: SqlitePool,
+    writer: Writer,
+    /// For migrations, which sqlx runs on a connection of its own.
+    options: SqliteConnectOptions,
 }
 
 impl SqliteStore {
@@ -46,29 +50,39 @@ impl SqliteStore {
     }
 
     async fn with_options(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let busy_timeout = Duration::from_secs(5);
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // With WAL, NORMAL loses at most the last transactions on power loss, never
             // integrity; FULL would cost an fsync per refresh.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
+        let path = options.get_filename().to_owned();
+        if path.as_os_str() == ":memory:" {
+            // The writer and the readers are separate connections: they must share a file.
+            return Err(StoreError::Unavailable(
+                "an in-memory SQLite database is not supported; give a file".into(),
+            ));
+        }
+        // Connecting the readers creates the file and puts it in WAL mode.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A ping would be a round trip to the connection's thread on every read, for
+            // a file that cannot hang up.
+            .test_before_acquire(false)
             .after_release(crate::reusable)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
             .map_err(db_error)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(8)
-            .after_release(crate::reusable)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(db_error)?;
-        Ok(Self { reader, writer })
+        let writer = Writer::open(&path, busy_timeout)?;
+        Ok(Self {
+            reader,
+            writer,
+            options,
+        })
     }
 }
 
@@ -87,19 +101,21 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.writer)
+        let conn = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.options.clone())
             .await
-            .map_err(|e| StoreError::Migration(e.to_string()))
+            .map_err(db_error)?;
+        let migrated = MIGRATOR
+            .run(&conn)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()));
+        conn.close().await;
+        migrated
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        Ok(Box::new(tx::SqliteTx::new(tx)))
+        Ok(Box::new(tx::SqliteTx::new(self.writer.begin().await?)))
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -166,14 +182,12 @@ impl Store for SqliteStore {
     }
 
     async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET last_active_at = ?1 WHERE id = ?2 AND last_active_at < ?1",
-        )
-        .bind(ms(at))
-        .bind(id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_error)?;
+        self.writer
+            .run(|c| {
+                c.prepare_cached(tx::TOUCH_SESSION)?
+                    .execute(rusqlite::params![ms(at), id.to_string()])
+            })
+            .await?;
         Ok(())
     }
 
@@ -207,15 +221,17 @@ impl Store for SqliteStore {
         before: DateTime<Utc>,
         batch_size: u32,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM otp_challenges WHERE id IN (SELECT id FROM otp_challenges WHERE expires_at < ? LIMIT ?)",
-        )
-        .bind(ms(before))
-        .bind(i64::from(batch_size))
-        .execute(&self.writer)
-        .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected())
+        let deleted = self
+            .writer
+            .run_blocking(move |c| {
+                c.prepare_cached(
+                    "DELETE FROM otp_challenges WHERE id IN \
+                     (SELECT id FROM otp_challenges WHERE expires_at < ?1 LIMIT ?2)",
+                )?
+                .execute(rusqlite::params![ms(before), i64::from(batch_size)])
+            })
+            .await?;
+        Ok(deleted as u64)
     }
 
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
@@ -227,21 +243,24 @@ impl Store for SqliteStore {
             ("expires_at", before.ended_before),
             ("last_active_at", before.idle_before),
         ];
-        for (column, cutoff) in arms {
-            let sql = format!(
-                "DELETE FROM sessions WHERE id IN \
-                 (SELECT id FROM sessions WHERE {column} < ?1 LIMIT ?2)"
-            );
-            let done = sqlx::query(&sql)
-                .bind(ms(cutoff))
-                .bind(i64::from(before.batch_size))
-                .execute(&self.writer)
-                .await
-                .map_err(db_error)?;
-            if done.rows_affected() > 0 {
-                return Ok(done.rows_affected());
-            }
-        }
-        Ok(0)
+        let deleted = self
+            .writer
+            .run_blocking(move |c| {
+                for (column, cutoff) in arms {
+                    let sql = format!(
+                        "DELETE FROM sessions WHERE id IN \
+                         (SELECT id FROM sessions WHERE {column} < ?1 LIMIT ?2)"
+                    );
+                    let deleted = c
+                        .prepare_cached(&sql)?
+                        .execute(rusqlite::params![ms(cutoff), i64::from(before.batch_size)])?;
+                    if deleted > 0 {
+                        return Ok(deleted);
+                    }
+                }
+                Ok(0)
+            })
+            .await?;
+        Ok(deleted as u64)
     }
 }

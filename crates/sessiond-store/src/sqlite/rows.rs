@@ -1,4 +1,5 @@
-//! Turning SQLite rows into domain values and back.
+//! Turning SQLite rows into domain values and back, for rows from either driver: reads
+//! come through sqlx's pool, writes' reads through the synchronous writer (rusqlite).
 
 use std::str::FromStr;
 
@@ -7,7 +8,7 @@ use sessiond_core::jwt::SigningKey;
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{Device, Email, Session, User};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{Sqlite, SqliteRow};
 
 use crate::{StoreError, StoreResult};
 
@@ -45,15 +46,41 @@ pub(super) fn parse<T: FromStr>(what: &str, raw: &str) -> StoreResult<T> {
         .map_err(|_| StoreError::Corrupt(format!("bad {what}: {raw:?}")))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+/// A value both drivers can read from a column.
+pub(super) trait Value:
+    for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql
 {
-    row.try_get(column)
-        .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
 }
 
-pub(super) fn session(row: &SqliteRow) -> StoreResult<Session> {
+impl<T> Value for T where
+    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql
+{
+}
+
+/// A row of either driver, read by column name.
+pub(super) trait Columns {
+    fn column<T: Value>(&self, name: &str) -> StoreResult<T>;
+}
+
+impl Columns for SqliteRow {
+    fn column<T: Value>(&self, name: &str) -> StoreResult<T> {
+        self.try_get(name)
+            .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn column<T: Value>(&self, name: &str) -> StoreResult<T> {
+        self.get(name)
+            .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+    }
+}
+
+fn get<T: Value>(row: &impl Columns, column: &str) -> StoreResult<T> {
+    row.column(column)
+}
+
+pub(super) fn session(row: &impl Columns) -> StoreResult<Session> {
     let user_id: Option<String> = get(row, "user_id")?;
     let revoked_reason: Option<String> = get(row, "revoked_reason")?;
     Ok(Session {
@@ -77,7 +104,7 @@ pub(super) fn session(row: &SqliteRow) -> StoreResult<Session> {
 }
 
 /// A user selected with [`USER_COLUMNS`] (prefixed `u_`), absent after a LEFT JOIN miss.
-pub(super) fn joined_user(row: &SqliteRow) -> StoreResult<Option<User>> {
+pub(super) fn joined_user(row: &impl Columns) -> StoreResult<Option<User>> {
     let Some(id) = get::<Option<String>>(row, "u_id")? else {
         return Ok(None);
     };
@@ -99,16 +126,16 @@ pub(super) fn joined_user(row: &SqliteRow) -> StoreResult<Option<User>> {
     }))
 }
 
-pub(super) fn refresh_token(row: &SqliteRow) -> StoreResult<StoredRefreshToken> {
+pub(super) fn refresh_token(row: &impl Columns) -> StoreResult<StoredRefreshToken> {
     token_columns(row, "")
 }
 
 /// A token read with [`JOINED_TOKEN_COLUMNS`].
-pub(super) fn joined_refresh_token(row: &SqliteRow) -> StoreResult<StoredRefreshToken> {
+pub(super) fn joined_refresh_token(row: &impl Columns) -> StoreResult<StoredRefreshToken> {
     token_columns(row, "t_")
 }
 
-fn token_columns(row: &SqliteRow, prefix: &str) -> StoreResult<StoredRefreshToken> {
+fn token_columns(row: &impl Columns, prefix: &str) -> StoreResult<StoredRefreshToken> {
     let col = |name: &str| format!("{prefix}{name}");
     let successor: Option<String> = get(row, &col("successor_id"))?;
     Ok(StoredRefreshToken {
@@ -125,7 +152,7 @@ fn token_columns(row: &SqliteRow, prefix: &str) -> StoreResult<StoredRefreshToke
 }
 
 pub(super) fn otp_challenge(
-    row: &SqliteRow,
+    row: &impl Columns,
 ) -> StoreResult<(sessiond_core::otp::OtpChallenge, Device)> {
     let hash: Vec<u8> = get(row, "code_hash")?;
     let attempts: i64 = get(row, "attempts")?;
@@ -150,7 +177,7 @@ pub(super) fn otp_challenge(
     ))
 }
 
-pub(super) fn signing_key(row: &SqliteRow) -> StoreResult<SigningKey> {
+pub(super) fn signing_key(row: &impl Columns) -> StoreResult<SigningKey> {
     let key = SigningKey::from_pkcs8(
         get(row, "private_pkcs8")?,
         time(get(row, "created_at")?)?,
@@ -169,17 +196,19 @@ pub(super) fn signing_key(row: &SqliteRow) -> StoreResult<SigningKey> {
 /// Maps driver errors to what the layers above can act on.
 pub(super) fn db_error(e: sqlx::Error) -> StoreError {
     match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let msg = db.message();
-            if msg.contains("users.email") {
-                StoreError::Conflict("a user with this email")
-            } else {
-                StoreError::Conflict("a record with this key")
-            }
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => conflict(db.message()),
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
         other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// A uniqueness violation, named from SQLite's message ("UNIQUE constraint failed: users.email").
+pub(super) fn conflict(message: &str) -> StoreError {
+    if message.contains("users.email") {
+        StoreError::Conflict("a user with this email")
+    } else {
+        StoreError::Conflict("a record with this key")
     }
 }

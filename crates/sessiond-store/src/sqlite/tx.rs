@@ -1,5 +1,6 @@
-//! The SQLite write transaction. Statements that both the pool (reads) and a transaction
-//! need are written once here, generic over the executor.
+//! The SQLite write transaction, run on the synchronous writer ([`super::writer`]), and
+//! the reads the pool shares with it: their SQL is written once here, and rows of both
+//! drivers decode with the same code ([`rows`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,24 +11,121 @@ use sessiond_core::{
     AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
     UserId,
 };
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use std::sync::LazyLock;
+
+use rusqlite::{OptionalExtension, params};
+use sqlx::Sqlite;
 
 use super::rows::{
     self, JOINED_TOKEN_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ms,
 };
+use super::writer::{WriteTx, write_error};
 use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
 
+static SESSION_WITH_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {SESSION_COLUMNS}, {USER_COLUMNS} FROM sessions s \
+         LEFT JOIN users u ON u.id = s.user_id WHERE s.id = ?"
+    )
+});
+
+/// Oldest first.
+static LIVE_SESSIONS_FOR_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions s \
+         WHERE s.user_id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2 AND s.last_active_at > ?3 \
+         ORDER BY s.created_at, s.id"
+    )
+});
+
+static REFRESH_TOKEN_BY_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = ?"));
+
+static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?"));
+
+static REFRESH_TOKEN_AND_SESSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {JOINED_TOKEN_COLUMNS}, {SESSION_COLUMNS}, {USER_COLUMNS} \
+         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+         LEFT JOIN users u ON u.id = s.user_id WHERE t.token_hash = ?"
+    )
+});
+
+/// Activity only moves forward: a late write never sets an older time.
+pub(super) const TOUCH_SESSION: &str =
+    "UPDATE sessions SET last_active_at = ?1 WHERE id = ?2 AND last_active_at < ?1";
+
+const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
+     (id, session_id, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const OTP_CHALLENGE: &str = "SELECT id, email, code_hash, created_at, expires_at, attempts, \
+     consumed_at, device FROM otp_challenges WHERE id = ?";
+
 pub(super) struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: WriteTx,
 }
 
 impl SqliteTx {
-    pub(super) fn new(tx: Transaction<'static, Sqlite>) -> Self {
+    pub(super) fn new(tx: WriteTx) -> Self {
         Self { tx }
     }
 
-    fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+    /// Runs `f` with a prepared (cached) statement of `sql`.
+    fn with<T>(
+        &self,
+        sql: &str,
+        f: impl FnOnce(&mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
+        let mut statement = self.tx.conn().prepare_cached(sql).map_err(write_error)?;
+        f(&mut statement).map_err(write_error)
+    }
+
+    /// Executes one statement; the number of rows it changed.
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> StoreResult<usize> {
+        self.with(sql, |s| s.execute(params))
+    }
+
+    /// The first row of a query, decoded.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        decode: impl FnOnce(&rusqlite::Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let mut statement = self.tx.conn().prepare_cached(sql).map_err(write_error)?;
+        let mut found = statement.query(params).map_err(write_error)?;
+        match found.next().map_err(write_error)? {
+            Some(row) => decode(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every row of a query, decoded.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        decode: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut statement = self.tx.conn().prepare_cached(sql).map_err(write_error)?;
+        let mut found = statement.query(params).map_err(write_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = found.next().map_err(write_error)? {
+            out.push(decode(row)?);
+        }
+        Ok(out)
+    }
+
+    fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.row(&USER_BY_ID, [id.to_string()], |r| rows::joined_user(r))
+            .map(Option::flatten)
+    }
+
+    fn session_with_user(&self, id: SessionId) -> StoreResult<Option<(Session, Option<User>)>> {
+        self.row(&SESSION_WITH_USER, [id.to_string()], |r| {
+            Ok((rows::session(r)?, rows::joined_user(r)?))
+        })
     }
 }
 
@@ -38,11 +136,7 @@ pub(super) async fn session_with_user<'e, E>(
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
-    let sql = format!(
-        "SELECT {SESSION_COLUMNS}, {USER_COLUMNS} FROM sessions s \
-         LEFT JOIN users u ON u.id = s.user_id WHERE s.id = ?"
-    );
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(SESSION_WITH_USER.as_str())
         .bind(id.to_string())
         .fetch_optional(exec)
         .await
@@ -60,12 +154,7 @@ pub(super) async fn live_sessions_for_user<'e, E>(
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
-    let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions s \
-         WHERE s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND s.last_active_at > ? \
-         ORDER BY s.created_at, s.id"
-    );
-    let found = sqlx::query(&sql)
+    let found = sqlx::query(LIVE_SESSIONS_FOR_USER.as_str())
         .bind(user.to_string())
         .bind(ms(window.now))
         .bind(ms(window.idle_cutoff))
@@ -82,28 +171,12 @@ pub(super) async fn refresh_token_by_hash<'e, E>(
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
-    let sql = format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = ?");
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(REFRESH_TOKEN_BY_HASH.as_str())
         .bind(&hash.as_bytes()[..])
         .fetch_optional(exec)
         .await
         .map_err(db_error)?;
     row.map(|r| rows::refresh_token(&r)).transpose()
-}
-
-async fn user<'e, E>(exec: E, id: UserId) -> StoreResult<Option<User>>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
-    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id.to_string())
-        .fetch_optional(exec)
-        .await
-        .map_err(db_error)?;
-    row.map(|r| rows::joined_user(&r))
-        .transpose()
-        .map(Option::flatten)
 }
 
 fn ids(raw: Vec<String>) -> StoreResult<Vec<SessionId>> {
@@ -113,18 +186,17 @@ fn ids(raw: Vec<String>) -> StoreResult<Vec<SessionId>> {
 #[async_trait]
 impl Tx for SqliteTx {
     async fn insert_user(&mut self, new: &NewUser) -> StoreResult<User> {
-        sqlx::query(
+        self.execute(
             "INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)",
-        )
-        .bind(new.id.to_string())
-        .bind(new.email.as_ref().map(|e| e.as_str().to_owned()))
-        .bind(new.name.as_deref())
-        .bind(new.password_hash.as_deref())
-        .bind(ms(new.created_at))
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+            params![
+                new.id.to_string(),
+                new.email.as_ref().map(Email::as_str),
+                new.name.as_deref(),
+                new.password_hash.as_deref(),
+                ms(new.created_at),
+            ],
+        )?;
         Ok(User {
             id: new.id,
             email: new.email.clone(),
@@ -137,8 +209,8 @@ impl Tx for SqliteTx {
     }
 
     async fn lock_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
-        // The single writer connection already excludes every other writer.
-        user(self.conn(), id).await
+        // The single writer already excludes every other writer.
+        self.user(id)
     }
 
     async fn set_user_active(
@@ -147,21 +219,18 @@ impl Tx for SqliteTx {
         active: bool,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<User>> {
-        sqlx::query("UPDATE users SET active = ?, updated_at = ? WHERE id = ?")
-            .bind(active)
-            .bind(ms(at))
-            .bind(id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
-        user(self.conn(), id).await
+        self.execute(
+            "UPDATE users SET active = ?1, updated_at = ?2 WHERE id = ?3",
+            params![active, ms(at), id.to_string()],
+        )?;
+        self.user(id)
     }
 
     async fn lock_session(
         &mut self,
         id: SessionId,
     ) -> StoreResult<Option<(Session, Option<User>)>> {
-        session_with_user(self.conn(), id).await
+        self.session_with_user(id)
     }
 
     async fn live_sessions_for_user(
@@ -169,28 +238,30 @@ impl Tx for SqliteTx {
         user: UserId,
         window: LiveWindow,
     ) -> StoreResult<Vec<Session>> {
-        live_sessions_for_user(self.conn(), user, window).await
+        self.rows(
+            &LIVE_SESSIONS_FOR_USER,
+            params![user.to_string(), ms(window.now), ms(window.idle_cutoff)],
+            |r| rows::session(r),
+        )
     }
 
     async fn insert_session(&mut self, s: &NewSession) -> StoreResult<()> {
-        let data = s.data.as_ref().map(|d| d.to_string());
-        sqlx::query(
+        self.execute(
             "INSERT INTO sessions (id, user_id, auth_method, created_at, last_active_at, expires_at, \
              device_id, user_agent, ip, label, data) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .bind(s.id.to_string())
-        .bind(s.user_id.map(|u| u.to_string()))
-        .bind(s.auth_method.as_string())
-        .bind(ms(s.created_at))
-        .bind(ms(s.expires_at))
-        .bind(s.device.device_id.as_deref())
-        .bind(s.device.user_agent.as_deref())
-        .bind(s.device.ip.as_deref())
-        .bind(s.device.label.as_deref())
-        .bind(data)
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+            params![
+                s.id.to_string(),
+                s.user_id.map(|u| u.to_string()),
+                s.auth_method.as_string(),
+                ms(s.created_at),
+                ms(s.expires_at),
+                s.device.device_id.as_deref(),
+                s.device.user_agent.as_deref(),
+                s.device.ip.as_deref(),
+                s.device.label.as_deref(),
+                s.data.as_ref().map(|d| d.to_string()),
+            ],
+        )?;
         Ok(())
     }
 
@@ -201,26 +272,16 @@ impl Tx for SqliteTx {
         method: &AuthMethod,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET user_id = ?, auth_method = ?, last_active_at = MAX(last_active_at, ?) WHERE id = ?")
-            .bind(user.to_string())
-            .bind(method.as_string())
-            .bind(ms(at))
-            .bind(id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.execute(
+            "UPDATE sessions SET user_id = ?1, auth_method = ?2, \
+             last_active_at = MAX(last_active_at, ?3) WHERE id = ?4",
+            params![user.to_string(), method.as_string(), ms(at), id.to_string()],
+        )?;
         Ok(())
     }
 
     async fn set_last_active(&mut self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET last_active_at = ?1 WHERE id = ?2 AND last_active_at < ?1",
-        )
-        .bind(ms(at))
-        .bind(id.to_string())
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+        self.execute(TOUCH_SESSION, params![ms(at), id.to_string()])?;
         Ok(())
     }
 
@@ -229,13 +290,11 @@ impl Tx for SqliteTx {
         id: SessionId,
         data: &serde_json::Value,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE sessions SET data = ? WHERE id = ?")
-            .bind(data.to_string())
-            .bind(id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
+        let changed = self.execute(
+            "UPDATE sessions SET data = ?1 WHERE id = ?2",
+            params![data.to_string(), id.to_string()],
+        )?;
+        Ok(changed == 1)
     }
 
     async fn revoke_sessions(
@@ -246,16 +305,12 @@ impl Tx for SqliteTx {
     ) -> StoreResult<Vec<SessionId>> {
         let mut revoked = Vec::with_capacity(targets.len());
         for id in targets {
-            let done = sqlx::query(
-                "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
-            )
-            .bind(ms(at))
-            .bind(reason.as_str())
-            .bind(id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
-            if done.rows_affected() == 1 {
+            let changed = self.execute(
+                "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2 \
+                 WHERE id = ?3 AND revoked_at IS NULL",
+                params![ms(at), reason.as_str(), id.to_string()],
+            )?;
+            if changed == 1 {
                 revoked.push(*id);
             }
         }
@@ -269,17 +324,17 @@ impl Tx for SqliteTx {
         reason: RevokeReason,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<SessionId>> {
-        let revoked: Vec<String> = sqlx::query_scalar(
+        let revoked = self.rows(
             "UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2 \
              WHERE user_id = ?3 AND revoked_at IS NULL AND id IS NOT ?4 RETURNING id",
-        )
-        .bind(ms(at))
-        .bind(reason.as_str())
-        .bind(user.to_string())
-        .bind(keep.map(|k| k.to_string()))
-        .fetch_all(self.conn())
-        .await
-        .map_err(db_error)?;
+            params![
+                ms(at),
+                reason.as_str(),
+                user.to_string(),
+                keep.map(|k| k.to_string())
+            ],
+            |r| r.get::<_, String>(0).map_err(write_error),
+        )?;
         ids(revoked)
     }
 
@@ -287,56 +342,44 @@ impl Tx for SqliteTx {
         &mut self,
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>> {
-        refresh_token_by_hash(self.conn(), hash).await
+        self.row(&REFRESH_TOKEN_BY_HASH, [&hash.as_bytes()[..]], |r| {
+            rows::refresh_token(r)
+        })
     }
 
     async fn lock_refresh_token_and_session(
         &mut self,
         hash: &TokenHash,
     ) -> StoreResult<Option<(StoredRefreshToken, Session, Option<User>)>> {
-        // The single writer connection already excludes every other writer.
-        let sql = format!(
-            "SELECT {JOINED_TOKEN_COLUMNS}, {SESSION_COLUMNS}, {USER_COLUMNS} \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             LEFT JOIN users u ON u.id = s.user_id WHERE t.token_hash = ?"
-        );
-        let row = sqlx::query(&sql)
-            .bind(&hash.as_bytes()[..])
-            .fetch_optional(self.conn())
-            .await
-            .map_err(db_error)?;
-        row.map(|r| {
+        // The single writer already excludes every other writer.
+        self.row(&REFRESH_TOKEN_AND_SESSION, [&hash.as_bytes()[..]], |r| {
             Ok((
-                rows::joined_refresh_token(&r)?,
-                rows::session(&r)?,
-                rows::joined_user(&r)?,
+                rows::joined_refresh_token(r)?,
+                rows::session(r)?,
+                rows::joined_user(r)?,
             ))
         })
-        .transpose()
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {
-        let rotated: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT rotated_at FROM refresh_tokens WHERE id = ?")
-                .bind(id.to_string())
-                .fetch_optional(self.conn())
-                .await
-                .map_err(db_error)?;
+        let rotated = self.with("SELECT rotated_at FROM refresh_tokens WHERE id = ?", |s| {
+            s.query_row([id.to_string()], |r| r.get::<_, Option<i64>>(0))
+                .optional()
+        })?;
         Ok(matches!(rotated, Some(Some(_))))
     }
 
     async fn insert_refresh_token(&mut self, t: &NewRefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(t.id.to_string())
-        .bind(t.session_id.to_string())
-        .bind(&t.hash.as_bytes()[..])
-        .bind(ms(t.created_at))
-        .bind(ms(t.expires_at))
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+        self.execute(
+            INSERT_REFRESH_TOKEN,
+            params![
+                t.id.to_string(),
+                t.session_id.to_string(),
+                &t.hash.as_bytes()[..],
+                ms(t.created_at),
+                ms(t.expires_at),
+            ],
+        )?;
         Ok(())
     }
 
@@ -346,54 +389,45 @@ impl Tx for SqliteTx {
         successor: &NewRefreshToken,
         sealed: &[u8],
     ) -> StoreResult<()> {
-        // Two statements, one execution: numbered parameters index the whole argument
-        // list, so both statements share it.
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5); \
-             UPDATE refresh_tokens SET rotated_at = ?4, successor_id = ?1, successor_sealed = ?6 \
-             WHERE id = ?7",
-        )
-        .bind(successor.id.to_string())
-        .bind(successor.session_id.to_string())
-        .bind(&successor.hash.as_bytes()[..])
-        .bind(ms(successor.created_at))
-        .bind(ms(successor.expires_at))
-        .bind(sealed)
-        .bind(presented.to_string())
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+        self.insert_refresh_token(successor).await?;
+        self.execute(
+            "UPDATE refresh_tokens SET rotated_at = ?1, successor_id = ?2, successor_sealed = ?3 \
+             WHERE id = ?4",
+            params![
+                ms(successor.created_at),
+                successor.id.to_string(),
+                sealed,
+                presented.to_string(),
+            ],
+        )?;
         Ok(())
     }
 
     async fn delete_refresh_tokens(&mut self, session: SessionId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM refresh_tokens WHERE session_id = ?")
-            .bind(session.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.execute(
+            "DELETE FROM refresh_tokens WHERE session_id = ?",
+            [session.to_string()],
+        )?;
         Ok(())
     }
 
     async fn insert_otp_challenge(&mut self, c: &OtpChallenge, device: &Device) -> StoreResult<()> {
         let device =
             serde_json::to_string(device).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, consumed_at, device) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.id)
-        .bind(&c.email)
-        .bind(&c.code_hash.as_bytes()[..])
-        .bind(ms(c.created_at))
-        .bind(ms(c.expires_at))
-        .bind(i64::from(c.attempts))
-        .bind(c.consumed_at.map(ms))
-        .bind(device)
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+        self.execute(
+            "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, \
+             consumed_at, device) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                c.id,
+                c.email,
+                &c.code_hash.as_bytes()[..],
+                ms(c.created_at),
+                ms(c.expires_at),
+                i64::from(c.attempts),
+                c.consumed_at.map(ms),
+                device,
+            ],
+        )?;
         Ok(())
     }
 
@@ -401,44 +435,27 @@ impl Tx for SqliteTx {
         &mut self,
         id: &str,
     ) -> StoreResult<Option<(OtpChallenge, Device)>> {
-        let row = sqlx::query(
-            "SELECT id, email, code_hash, created_at, expires_at, attempts, consumed_at, device \
-             FROM otp_challenges WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(self.conn())
-        .await
-        .map_err(db_error)?;
-        row.map(|r| rows::otp_challenge(&r)).transpose()
+        self.row(OTP_CHALLENGE, [id], |r| rows::otp_challenge(r))
     }
 
     async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = ?")
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.execute(
+            "UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = ?",
+            [id],
+        )?;
         Ok(())
     }
 
     async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE otp_challenges SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
-        )
-        .bind(ms(at))
-        .bind(id)
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+        self.execute(
+            "UPDATE otp_challenges SET consumed_at = ?1 WHERE id = ?2 AND consumed_at IS NULL",
+            params![ms(at), id],
+        )?;
         Ok(())
     }
 
     async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM otp_challenges WHERE id = ?")
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.execute("DELETE FROM otp_challenges WHERE id = ?", [id])?;
         Ok(())
     }
 
@@ -447,14 +464,11 @@ impl Tx for SqliteTx {
         provider: &str,
         external_id: &str,
     ) -> StoreResult<Option<UserId>> {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT user_id FROM identities WHERE provider = ? AND external_id = ?",
-        )
-        .bind(provider)
-        .bind(external_id)
-        .fetch_optional(self.conn())
-        .await
-        .map_err(db_error)?;
+        let found = self.row(
+            "SELECT user_id FROM identities WHERE provider = ?1 AND external_id = ?2",
+            [provider, external_id],
+            |r| r.get::<_, String>(0).map_err(write_error),
+        )?;
         found.map(|u| rows::parse("user id", &u)).transpose()
     }
 
@@ -465,33 +479,28 @@ impl Tx for SqliteTx {
         user: UserId,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO identities (provider, external_id, user_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(provider)
-            .bind(external_id)
-            .bind(user.to_string())
-            .bind(ms(at))
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.execute(
+            "INSERT INTO identities (provider, external_id, user_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![provider, external_id, user.to_string(), ms(at)],
+        )?;
         Ok(())
     }
 
     async fn user_id_by_email(&mut self, email: &Email) -> StoreResult<Option<UserId>> {
-        let found: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = ?")
-            .bind(email.as_str())
-            .fetch_optional(self.conn())
-            .await
-            .map_err(db_error)?;
+        let found = self.row(
+            "SELECT id FROM users WHERE email = ?",
+            [email.as_str()],
+            |r| r.get::<_, String>(0).map_err(write_error),
+        )?;
         found.map(|u| rows::parse("user id", &u)).transpose()
     }
 
     async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET email = ? WHERE id = ?")
-            .bind(email.as_str())
-            .bind(id.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.execute(
+            "UPDATE users SET email = ?1 WHERE id = ?2",
+            params![email.as_str(), id.to_string()],
+        )?;
         Ok(())
     }
 
@@ -501,42 +510,42 @@ impl Tx for SqliteTx {
         profile: &UserProfile,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<User>> {
-        sqlx::query(
-            "UPDATE users SET name = ?, mobile = ?, profile = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(profile.name.as_deref())
-        .bind(profile.mobile.as_deref())
-        .bind(profile.profile.as_ref().map(|p| p.to_string()))
-        .bind(ms(at))
-        .bind(id.to_string())
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
-        user(self.conn(), id).await
+        self.execute(
+            "UPDATE users SET name = ?1, mobile = ?2, profile = ?3, updated_at = ?4 WHERE id = ?5",
+            params![
+                profile.name.as_deref(),
+                profile.mobile.as_deref(),
+                profile.profile.as_ref().map(|p| p.to_string()),
+                ms(at),
+                id.to_string(),
+            ],
+        )?;
+        self.user(id)
     }
 
     async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, private_pkcs8, created_at, retired_at) VALUES (?, ?, ?, ?)")
-            .bind(&key.kid)
-            .bind(&key.pkcs8)
-            .bind(ms(key.created_at))
-            .bind(key.retired_at.map(ms))
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.execute(
+            "INSERT INTO signing_keys (kid, private_pkcs8, created_at, retired_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                key.kid,
+                key.pkcs8,
+                ms(key.created_at),
+                key.retired_at.map(ms)
+            ],
+        )?;
         Ok(())
     }
 
     async fn retire_signing_keys(&mut self, at: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
-            .bind(ms(at))
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected())
+        let changed = self.execute(
+            "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL",
+            [ms(at)],
+        )?;
+        Ok(changed as u64)
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.map_err(db_error)
+        self.tx.commit()
     }
 }
