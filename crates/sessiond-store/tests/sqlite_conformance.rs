@@ -17,3 +17,48 @@ async fn fresh_store() -> Arc<dyn Store> {
 }
 
 sessiond_store::conformance_tests!(fresh_store());
+
+/// The writer and the readers are separate connections, so they must share a file: an
+/// in-memory database would give each its own, empty one.
+#[tokio::test]
+async fn an_in_memory_database_is_refused_with_a_reason() {
+    let Err(e) = SqliteStore::open_url("sqlite::memory:").await else {
+        panic!("an in-memory database was accepted");
+    };
+    assert!(e.to_string().contains("in-memory"), "{e}");
+}
+
+/// Two stores on one file (two instances sharing a data folder) write at the same time:
+/// SQLite's lock makes them take turns, each one's writes are visible to the other, and
+/// neither fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_both_write() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("sessiond.db");
+    let a = Arc::new(SqliteStore::open(&path).await.expect("open a"));
+    a.migrate().await.expect("migrate");
+    let b = Arc::new(SqliteStore::open(&path).await.expect("open b"));
+    let now = chrono::Utc::now();
+    let mut writes = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let user = sessiond_store::NewUser {
+            id: sessiond_core::UserId::new(),
+            email: Some(sessiond_core::Email::parse(&format!("user{i}@example.com")).unwrap()),
+            name: None,
+            password_hash: None,
+            created_at: now,
+        };
+        writes.push(tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            let made = tx.insert_user(&user).await?;
+            tx.commit().await?;
+            Ok::<_, sessiond_store::StoreError>(made.id)
+        }));
+    }
+    for write in writes {
+        let id = write.await.expect("task").expect("write");
+        assert!(a.user_by_id(id).await.unwrap().is_some());
+        assert!(b.user_by_id(id).await.unwrap().is_some());
+    }
+}

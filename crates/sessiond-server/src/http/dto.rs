@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sessiond_core::{Device, DomainError, User};
+use sessiond_core::{Device, DomainError, Session, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -158,22 +158,37 @@ pub struct SessionView {
 
 impl SessionView {
     pub fn new(info: &SessionInfo, in_list: bool) -> Self {
-        let s = &info.session;
+        Self::of(
+            &info.session,
+            info.session.last_active_at,
+            info.idle_expires_at,
+            in_list.then_some(info.current),
+        )
+    }
+
+    /// A view of a session as it is, with the activity this instance knows of: no copy
+    /// of the session is made first (a token check answers this on every call).
+    pub fn of(
+        s: &Session,
+        last_active_at: DateTime<Utc>,
+        idle_expires_at: DateTime<Utc>,
+        current: Option<bool>,
+    ) -> Self {
         Self {
             id: s.id.as_uuid(),
             user_id: s.user_id.map(|u| u.as_uuid()),
             auth_method: s.auth_method.as_string(),
             created_at: s.created_at,
-            last_active_at: s.last_active_at,
+            last_active_at,
             expires_at: s.expires_at,
-            idle_expires_at: info.idle_expires_at,
+            idle_expires_at,
             device: DeviceView {
                 device_id: s.device.device_id.clone(),
                 user_agent: s.device.user_agent.clone(),
                 ip: s.device.ip.clone(),
                 label: s.device.label.clone(),
             },
-            current: in_list.then_some(info.current),
+            current,
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod client_ip;
 pub mod dto;
 pub mod extract;
+pub mod json;
 pub mod problem;
 mod request_metrics;
 mod rfc3339;

@@ -86,14 +86,23 @@ impl Service {
     }
 
     pub fn info(&self, mut session: Session, current: Option<SessionId>) -> SessionInfo {
-        session.last_active_at = self.last_active(&session);
+        let (last_active_at, idle_expires_at) = self.activity_of(&session);
+        session.last_active_at = last_active_at;
         SessionInfo {
-            idle_expires_at: self
-                .policy
-                .idle_expires_at(&session, session.last_active_at),
+            idle_expires_at,
             current: current == Some(session.id),
             session,
         }
+    }
+
+    /// The freshest activity this instance knows of for a session, and the idle deadline
+    /// that follows from it.
+    pub fn activity_of(&self, session: &Session) -> (DateTime<Utc>, DateTime<Utc>) {
+        let last_active_at = self.last_active(session);
+        (
+            last_active_at,
+            self.policy.idle_expires_at(session, last_active_at),
+        )
     }
 
     /// Whether the presented admin API key is ours (compared by hash, in constant time).

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sessiond_core::{Session, SessionId};
+use sessiond_core::SessionId;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -11,6 +11,7 @@ use crate::http::dto::{
     RevokeSessionsQuery, RevokedCount, SessionList, SessionView, UserView, WhoAmI,
 };
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession};
+use crate::http::json::JsonBody;
 use crate::http::problem::{ApiError, Problem};
 
 /// Who am I: the calling session and its user. Counts as activity.
@@ -23,10 +24,10 @@ use crate::http::problem::{ApiError, Problem};
 pub async fn whoami(
     State(state): State<AppState>,
     CurrentSession(auth): CurrentSession,
-) -> Json<WhoAmI> {
-    let info = state.service.info(Session::clone(&auth.session), None);
-    Json(WhoAmI {
-        session: SessionView::new(&info, false),
+) -> JsonBody<WhoAmI> {
+    let (last_active_at, idle_expires_at) = state.service.activity_of(&auth.session);
+    JsonBody(WhoAmI {
+        session: SessionView::of(&auth.session, last_active_at, idle_expires_at, None),
         user: auth.user.as_deref().map(UserView::from),
     })
 }

@@ -1,6 +1,6 @@
 //! Refresh, validate and introspect.
 
-use axum::Json;
+use crate::http::json::JsonBody;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -28,8 +28,8 @@ use crate::service::{Service, Validation};
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(
+) -> Result<JsonBody<TokenResponse>, ApiError> {
+    Ok(JsonBody(
         state.service.refresh(&body.refresh_token).await?.into(),
     ))
 }
@@ -46,7 +46,7 @@ pub async fn validate(
     State(state): State<AppState>,
     _limit: Limited<ValidateGroup>,
     ApiJson(body): ApiJson<ValidateRequest>,
-) -> Result<Json<ValidateResponse>, ApiError> {
+) -> Result<JsonBody<ValidateResponse>, ApiError> {
     let answer = match state.service.validate(&body.token).await? {
         Validation::Valid {
             token_type,
@@ -72,7 +72,7 @@ pub async fn validate(
             revoked_reason: Service::revoked_reason(&reason).map(|r| r.as_str()),
         },
     };
-    Ok(Json(answer))
+    Ok(JsonBody(answer))
 }
 
 /// RFC 7662 token introspection for trusted backends (admin API key).
@@ -90,13 +90,13 @@ pub async fn introspect(
     _admin: AdminKey,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
-) -> Result<Json<IntrospectResponse>, ApiError> {
+) -> Result<JsonBody<IntrospectResponse>, ApiError> {
     let token = introspected_token(&headers, &body)?;
     let Some(found) = state.service.introspect(&token).await? else {
-        return Ok(Json(IntrospectResponse::default()));
+        return Ok(JsonBody(IntrospectResponse::default()));
     };
     let audience = &state.service.audience;
-    Ok(Json(IntrospectResponse {
+    Ok(JsonBody(IntrospectResponse {
         active: true,
         token_type: Some(found.token_type),
         sub: found.session.user_id.map(|u| u.to_string()),
