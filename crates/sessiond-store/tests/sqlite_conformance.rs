@@ -62,3 +62,50 @@ async fn two_stores_on_one_file_both_write() {
         assert!(b.user_by_id(id).await.unwrap().is_some());
     }
 }
+
+/// While another process holds SQLite's write lock, a write waits for it without holding
+/// the runtime thread (on a one-thread runtime, other tasks keep running), then succeeds
+/// once the lock is released.
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_waiting_for_another_process_does_not_block_the_runtime() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("sessiond.db");
+    let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
+    store.migrate().await.expect("migrate");
+    let other = rusqlite::Connection::open(&path).expect("second connection");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+
+    let writer = store.clone();
+    let write = tokio::spawn(async move {
+        let mut tx = writer.begin().await?;
+        tx.insert_user(&sessiond_store::NewUser {
+            id: sessiond_core::UserId::new(),
+            email: None,
+            name: None,
+            password_hash: None,
+            created_at: chrono::Utc::now(),
+        })
+        .await?;
+        tx.commit().await
+    });
+    // The waiting write must leave this thread free: ticks of 10 ms keep coming.
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the runtime thread was held for {:?}",
+        started.elapsed()
+    );
+    assert!(!write.is_finished(), "the write did not wait for the lock");
+    other
+        .execute_batch("COMMIT")
+        .expect("release the write lock");
+    write
+        .await
+        .expect("task")
+        .expect("the write succeeds once the lock is free");
+}
