@@ -193,10 +193,14 @@ def markdown(rows, facts, scale_rows, scale_facts):
             notes.append("Whoami answer (`GET /v1/session`): "
                          + ", ".join(f"{v} bytes on {k}" for k, v in sizes.items())
                          + f"; the ceiling answers a static body of the same size"
-                         + (f", tower-sessions-ref {facts['tower_whoami_bytes']} bytes."
-                            if "tower_whoami_bytes" in facts else "."))
+                         + (f", tower-sessions-ref {facts['tower_whoami_bytes']} bytes"
+                            if "tower_whoami_bytes" in facts else "")
+                         + (f", the FastAPI reference {facts['fastapi_whoami_bytes']} bytes"
+                            if "fastapi_whoami_bytes" in facts else "")
+                         + ".")
         notes.append("Cores: CPU time over the measured run divided by its length, for the "
-                     "server, the database processes (PostgreSQL and Redis; SQLite runs inside "
+                     "server (with its worker processes, for uvicorn), the database processes "
+                     "(PostgreSQL and Redis; SQLite runs inside "
                      "sessiond), the load generator (wrk; for argon2-rate the binary itself) and "
                      "everything else on the machine (from /proc/stat); the machine has "
                      f"{facts.get('nproc', '?')}. A row where other processes used 0.2 cores "
@@ -232,7 +236,7 @@ def svg(rows):
     if not bars:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">no results</text></svg>\n'
     palette = {"sqlite": "#4C78A8", "postgres": "#F58518", "ceiling": "#54A24B",
-               "tower": "#B279A2", "raw": "#9D755D"}
+               "tower": "#B279A2", "FastAPI": "#E45756", "raw": "#9D755D"}
 
     def color(backend):
         for key, c in palette.items():
@@ -282,10 +286,10 @@ def grouped(rows):
     first = {}
     for r in rows:
         first.setdefault(r["scenario"], len(first))
-    rank = {"ceiling": 0, "sqlite": 1, "postgres": 2, "tower": 3, "raw": 4}
+    rank = {"ceiling": 0, "sqlite": 1, "postgres": 2, "tower": 3, "FastAPI": 4, "raw": 5}
 
     def key(r):
-        b = next((v for k, v in rank.items() if r["backend"].startswith(k)), 5)
+        b = next((v for k, v in rank.items() if r["backend"].startswith(k)), 6)
         return (first[r["scenario"]], b)
 
     return sorted(rows, key=key)

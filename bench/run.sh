@@ -11,7 +11,8 @@
 #   BENCH_REFRESH_SEED (20000) refresh tokens seeded  BENCH_LOGIN_USERS (300) users registered
 #   BENCH_POSTGRES_URL (postgres://root@127.0.0.1:5432)  server for a fresh database; "skip" skips
 #   BENCH_REDIS_URL (redis://127.0.0.1:6379)         "skip" skips Redis
-#   BENCH_PORT_BASE (18420)  sessiond, ceiling and tower-sessions-ref listen on BASE, +1, +2
+#   BENCH_PORT_BASE (18420)  sessiond, ceiling, tower-sessions-ref, fastapi-ref: BASE, +1, +2, +3
+#   BENCH_PYTHON (python3)   for the FastAPI reference; "skip" skips it
 #   BENCH_SCALE_ROWS (1000000) ended sessions in the big scale step
 #   BENCH_QUIET_WAIT (60)    seconds to wait, before each run, for other processes to go quiet
 #   BENCH_PURGE_TIMEOUT (3600) seconds the scale purge may take
@@ -46,6 +47,7 @@ PORT_BASE="${BENCH_PORT_BASE:-18420}"
 PORT_SESSIOND=$PORT_BASE
 PORT_CEILING=$((PORT_BASE + 1))
 PORT_TOWER=$((PORT_BASE + 2))
+PORT_FASTAPI=$((PORT_BASE + 3))
 SCALE_ROWS="${BENCH_SCALE_ROWS:-1000000}"
 SCALE_SMALL_ROWS=9000 # + the 1000 live sessions = 10 000 stored
 PASSWORD="bench-password-not-secret"
@@ -156,9 +158,13 @@ row() { # section scenario backend rps p50_us p99_us non2xx errors requests note
 # what is left.
 CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 cpu_busy() { awk '/^cpu / { print $2 + $3 + $4, $9 }' /proc/stat; } # busy steal
+# CPU ticks of a process and its children (a server may fork workers: uvicorn --workers).
 proc_cpu() {
     if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
-        sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+        local p
+        for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+            sed 's/.*) //' "/proc/$p/stat" 2>/dev/null
+        done | awk '{ t += $12 + $13 } END { print t + 0 }'
     else
         echo 0
     fi
@@ -189,13 +195,6 @@ wait_quiet() {
         [ $((SECONDS - start)) -lt 2 ] && log "  waiting up to ${limit}s for the machine to be quiet ($((busy * 100 / CLK_TCK)) % of a core used by others)"
         sleep 2
     done
-}
-proc_cpu() {
-    if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
-        sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-    else
-        echo 0
-    fi
 }
 
 # measure OUT CMD...: runs CMD with stdout+stderr to OUT, returns its status, and sets
@@ -335,9 +334,12 @@ start_sessiond() {
     log "sessiond ($label) ready, pid $SESSIOND_PID"
 }
 
-# Peak RSS (VmHWM) of a running process, in MiB.
+# Peak RSS (VmHWM) of a running process, with its children's, in MiB.
 peak_rss_mib() {
-    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
+    local p
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+        cat "/proc/$p/status" 2>/dev/null
+    done | awk '/^VmHWM:/ { t += $2 } END { printf "%.1f", t / 1024 }'
 }
 
 stop_sessiond() {
@@ -422,6 +424,48 @@ machine_facts() {
     fact settings "duration ${DURATION} s, warm-up ${WARMUP} s, ${CONNECTIONS} connections, ${THREADS} wrk threads"
 }
 
+# What a Python team would write instead: FastAPI + PyJWT (HS256) under uvicorn with one
+# worker per core, installed from PyPI into a virtualenv in the work folder. Skipped, with
+# a line saying why, when Python or PyPI is not there.
+fastapi_reference() {
+    local python="${BENCH_PYTHON:-python3}" venv="$WORK/fastapi-venv" dir="$BENCH_DIR/fastapi-ref"
+    if [ "$python" = skip ] || ! command -v "$python" >/dev/null; then
+        log "no Python ($python): skipping the FastAPI reference"
+        return 0
+    fi
+    log "installing the FastAPI reference into $venv (PyPI)"
+    if ! timeout 600 "$python" -m venv "$venv" >>"$WORK/fastapi.log" 2>&1 ||
+        ! timeout 600 "$venv/bin/pip" install -q --disable-pip-version-check \
+            -r "$dir/requirements.txt" >>"$WORK/fastapi.log" 2>&1; then
+        log "could not install the FastAPI reference (see $WORK/fastapi.log): skipping it"
+        return 0
+    fi
+    local secret
+    secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    REF_JWT_SECRET="$secret" "$venv/bin/python" "$dir/mint.py" "$CHECK_SESSIONS" >"$WORK/fastapi-tokens.txt" ||
+        die "minting tokens for the FastAPI reference failed"
+    port_free "$PORT_FASTAPI" || die "port $PORT_FASTAPI is taken"
+    (cd "$dir" && PYTHONDONTWRITEBYTECODE=1 REF_JWT_SECRET="$secret" REF_BODY_BYTES="$WHOAMI_BYTES" exec "$venv/bin/uvicorn" app:app \
+        --host 127.0.0.1 --port "$PORT_FASTAPI" --workers "$(nproc)" --no-access-log --log-level warning) \
+        >>"$WORK/fastapi.log" 2>&1 &
+    local fastapi=$!
+    PIDS+=("$fastapi")
+    local url="http://127.0.0.1:$PORT_FASTAPI/v1/session" first
+    first="$(head -n 1 "$WORK/fastapi-tokens.txt")"
+    local t0=$SECONDS
+    while ! curl -sf --max-time 1 -o /dev/null "$url" -H "authorization: Bearer $first"; do
+        kill -0 "$fastapi" 2>/dev/null || die "the FastAPI reference exited: $(tail -n 5 "$WORK/fastapi.log")"
+        [ $((SECONDS - t0)) -lt 60 ] || die "the FastAPI reference did not start"
+        sleep 0.5
+    done
+    fact "fastapi_whoami_bytes" "$(curl -s --max-time 5 "$url" -H "authorization: Bearer $first" | wc -c)"
+    RSS_PID=$fastapi
+    run_wrk main "token check (GET /v1/session)" "FastAPI + PyJWT (uvicorn, $(nproc) workers)" \
+        "http://127.0.0.1:$PORT_FASTAPI" header-get.lua "$WORK/fastapi-tokens.txt" Authorization "Bearer "
+    stop_pid "$fastapi"
+    RSS_PID=""
+}
+
 # ---------------------------------------------------------------------------------------
 # main: scenarios on each backend, and the references
 # ---------------------------------------------------------------------------------------
@@ -483,6 +527,8 @@ run_main() {
     fact "peak_rss_mib.$label" "$(peak_rss_mib "$tower")"
     stop_pid "$tower"
     RSS_PID=""
+
+    fastapi_reference
 
     # Raw argon2id rate at the OWASP parameters, all cores.
     log "argon2-rate: raw argon2id hashes/s on $(nproc) threads for ${DURATION}s"
