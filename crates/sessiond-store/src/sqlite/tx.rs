@@ -91,14 +91,9 @@ impl SqliteTx {
         &self,
         sql: &str,
         params: impl rusqlite::Params,
-        decode: impl FnOnce(&rusqlite::Row<'_>) -> StoreResult<T>,
+        decode: impl FnMut(&rusqlite::Row<'_>) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
-        let mut statement = self.tx.conn().prepare_cached(sql).map_err(write_error)?;
-        let mut found = statement.query(params).map_err(write_error)?;
-        match found.next().map_err(write_error)? {
-            Some(row) => decode(row).map(Some),
-            None => Ok(None),
-        }
+        Ok(self.decoded(sql, params, Some(1), decode)?.pop())
     }
 
     /// Every row of a query, decoded.
@@ -106,12 +101,26 @@ impl SqliteTx {
         &self,
         sql: &str,
         params: impl rusqlite::Params,
-        decode: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+        decode: impl FnMut(&rusqlite::Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.decoded(sql, params, None, decode)
+    }
+
+    /// The rows of a query (at most `limit`), decoded.
+    fn decoded<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        limit: Option<usize>,
+        mut decode: impl FnMut(&rusqlite::Row<'_>) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
         let mut statement = self.tx.conn().prepare_cached(sql).map_err(write_error)?;
         let mut found = statement.query(params).map_err(write_error)?;
         let mut out = Vec::new();
-        while let Some(row) = found.next().map_err(write_error)? {
+        while limit.is_none_or(|limit| out.len() < limit) {
+            let Some(row) = found.next().map_err(write_error)? else {
+                break;
+            };
             out.push(decode(row)?);
         }
         Ok(out)
