@@ -31,7 +31,7 @@ use crate::ratelimit::{
 };
 use crate::service::Service;
 use crate::service::otp::OtpSettings;
-use crate::{AppState, Config, open_store_with_events};
+use crate::{AppState, Config, Shared, open_store_with_events};
 
 /// The file in the data folder that holds the generated admin API key.
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
@@ -167,13 +167,13 @@ impl App {
                 addr: config.bind,
                 source,
             })?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             service: Arc::new(service),
             trusted_proxies: Arc::new(trusted_proxies),
             metrics: metrics_handle(),
             max_body_bytes: config.max_body_bytes,
             redis: shared_counters.as_ref().map(|shared| shared.health()),
-        };
+        });
         Ok(Self {
             listener,
             state,

@@ -76,9 +76,10 @@ impl SessionCache {
         if !self.usable.load(Ordering::Acquire) {
             return None;
         }
-        let session = fresh(&self.sessions, &id, self.ttl)?;
+        let now = Instant::now();
+        let session = fresh(&self.sessions, &id, self.ttl, now)?;
         let user = match session.user_id {
-            Some(uid) => Some(fresh(&self.users, &uid, self.ttl)?),
+            Some(uid) => Some(fresh(&self.users, &uid, self.ttl, now)?),
             None => None,
         };
         Some((session, user))
@@ -135,12 +136,13 @@ fn fresh<K, T>(
     cache: &quick_cache::sync::Cache<K, Stamped<T>>,
     key: &K,
     ttl: Duration,
+    now: Instant,
 ) -> Option<Arc<T>>
 where
     K: Eq + std::hash::Hash + Clone,
 {
     let (stored_at, value) = cache.get(key)?;
-    if stored_at.elapsed() > ttl {
+    if now.saturating_duration_since(stored_at) > ttl {
         cache.remove(key);
         return None;
     }

@@ -24,9 +24,27 @@ pub use app::{App, AppError};
 pub use config::Config;
 pub use storage::{open_store, open_store_with_events};
 
-/// What every handler can reach.
+/// What every handler can reach. Cloned for every request (axum's `State`), so it is one
+/// shared pointer rather than a struct of several.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub service: Arc<service::Service>,
     pub trusted_proxies: Arc<http::client_ip::TrustedProxies>,
     pub metrics: PrometheusHandle,
