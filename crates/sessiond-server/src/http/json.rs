@@ -4,7 +4,7 @@
 //! about 500 bytes, so every answer paid three reallocations and copies (4% of a token
 //! check's time in a profile). The hot routes answer with [`JsonBody`] instead.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -31,12 +31,7 @@ impl<T: Serialize> IntoResponse for JsonBody<T> {
                 .into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "could not serialise an answer");
-                ApiError::http(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "an internal error occurred",
-                )
-                .into_response()
+                ApiError::internal().into_response()
             }
         }
     }
@@ -44,6 +39,8 @@ impl<T: Serialize> IntoResponse for JsonBody<T> {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
 
     #[tokio::test]

@@ -68,6 +68,16 @@ impl ApiError {
         self
     }
 
+    /// A failure of our own (a panic, an answer that would not serialise): 500 with a
+    /// fixed text, the cause logged where it happened and never echoed.
+    pub fn internal() -> Self {
+        Self::http(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "an internal error occurred",
+        )
+    }
+
     pub fn not_found() -> Self {
         Self::from(DomainError::NotFound)
     }
