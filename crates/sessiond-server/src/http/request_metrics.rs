@@ -111,11 +111,12 @@ thread_local! {
 fn record(method: &'static str, route: &str, status: u16, seconds: f64) {
     HANDLES.with_borrow_mut(|handles| {
         let key = (route.as_ptr() as usize, method, status);
-        let current = handles.get(&key).is_some_and(|h| h.route == route);
-        if !current {
-            handles.insert(key, Handles::new(method, route, status));
+        let handles = handles
+            .entry(key)
+            .or_insert_with(|| Handles::new(method, route, status));
+        if handles.route != route {
+            *handles = Handles::new(method, route, status);
         }
-        let handles = &handles[&key];
         handles.requests.increment(1);
         handles.duration.record(seconds);
     });
