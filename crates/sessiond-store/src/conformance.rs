@@ -80,6 +80,7 @@ macro_rules! conformance_tests {
             shared: [
                 concurrent_session_limit_is_atomic,
                 concurrent_refresh_rotation_has_one_winner,
+                concurrent_parent_and_child_refreshes_never_fail,
                 concurrent_otp_consumption_has_one_winner,
             ];
         );
@@ -2359,6 +2360,154 @@ pub async fn concurrent_refresh_rotation_has_one_winner(store: Arc<dyn Store>) {
         .expect("token exists");
     assert_eq!(stored.rotated_at, Some(at));
     assert_eq!(stored.successor_id, Some(successor));
+}
+
+/// How one presentation of a refresh token ended, in [`present_refresh_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    /// Rotated the live token, or replayed its successor within the grace window.
+    Granted,
+    /// A rotated token past its grace: the session is revoked.
+    Reused,
+    /// The session was already revoked when the presentation got its lock.
+    Revoked,
+}
+
+/// A refresh as the service runs it (lock the token with its session, decide, then
+/// rotate, replay the successor or revoke), in one transaction. Every store call must
+/// succeed: a deadlock or serialisation failure here is a 5xx for a client.
+async fn present_refresh_token(
+    store: &dyn Store,
+    secret: &RefreshToken,
+    now: DateTime<Utc>,
+) -> Presented {
+    use sessiond_core::refresh::{RefreshDecision, decide};
+    let mut tx = store.begin().await.expect("begin");
+    let (token, session, _) = tx
+        .lock_refresh_token_and_session(&secret.hash())
+        .await
+        .expect("lock_refresh_token_and_session")
+        .expect("the token exists");
+    if session.revoked_at.is_some() {
+        return Presented::Revoked;
+    }
+    let successor_used = match token.successor_id {
+        Some(id) => tx
+            .refresh_token_is_rotated(id)
+            .await
+            .expect("refresh_token_is_rotated"),
+        None => false,
+    };
+    let outcome = match decide(&token, successor_used, now, secs(30)) {
+        RefreshDecision::Rotate => {
+            let (next_secret, next) = new_token(session.id, now);
+            tx.rotate_refresh_token(token.id, &next, &secret.seal_successor(&next_secret))
+                .await
+                .expect("rotate");
+            Presented::Granted
+        }
+        RefreshDecision::ReplaySuccessor => {
+            let successor = token
+                .successor_sealed
+                .as_deref()
+                .and_then(|sealed| secret.open_successor(sealed))
+                .expect("the successor opens with its parent");
+            tx.lock_refresh_token(&successor.hash())
+                .await
+                .expect("lock the successor")
+                .expect("the successor exists");
+            Presented::Granted
+        }
+        RefreshDecision::Reuse => {
+            tx.revoke_sessions(&[session.id], RevokeReason::RefreshTokenReused, now)
+                .await
+                .expect("revoke");
+            Presented::Reused
+        }
+        RefreshDecision::Expired => panic!("no token in this test expires"),
+    };
+    tx.commit().await.expect("commit");
+    outcome
+}
+
+/// The two-tabs race: one tab presents a token while another already presents its
+/// successor, many times at once. Every presentation completes (no deadlock between the
+/// parent's replay and the child's rotation, whatever the lock order), and the end state
+/// is consistent: either one live chain (the child rotated exactly once, its successor
+/// live) or the whole session revoked for reuse.
+pub async fn concurrent_parent_and_child_refreshes_never_fail(store: Arc<dyn Store>) {
+    const EACH: usize = 10;
+    for round in 0..3 {
+        let s = new_session(None, t0(), t0() + days(90));
+        add_sessions(&*store, &[&s]).await;
+        let (parent, parent_token) = new_token(s.id, t0());
+        add_tokens(&*store, &[&parent_token]).await;
+        let rotated_at = t0() + secs(1);
+        assert_eq!(
+            present_refresh_token(&*store, &parent, rotated_at).await,
+            Presented::Granted
+        );
+        let child = parent
+            .open_successor(
+                token_by_hash(&*store, &parent_token.hash)
+                    .await
+                    .and_then(|t| t.successor_sealed)
+                    .as_deref()
+                    .expect("sealed successor"),
+            )
+            .expect("the successor opens");
+
+        let now = rotated_at + secs(2);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..2 * EACH {
+            let store = Arc::clone(&store);
+            let secret = if i % 2 == 0 {
+                parent.clone()
+            } else {
+                child.clone()
+            };
+            tasks.spawn(async move { present_refresh_token(&*store, &secret, now).await });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            outcomes.push(result.expect("presentation completes without a store error"));
+        }
+
+        let ended = session(&*store, s.id).await;
+        let child_stored = token_by_hash(&*store, &child.hash())
+            .await
+            .expect("the child exists");
+        if ended.revoked_at.is_some() {
+            assert_eq!(
+                ended.revoked_reason,
+                Some(RevokeReason::RefreshTokenReused),
+                "round {round}"
+            );
+            assert!(
+                outcomes.contains(&Presented::Reused),
+                "round {round}: {outcomes:?}"
+            );
+        } else {
+            assert!(
+                outcomes.iter().all(|o| *o == Presented::Granted),
+                "round {round}: {outcomes:?}"
+            );
+            let grandchild = child_stored
+                .successor_id
+                .expect("round {round}: the child rotated once");
+            let grandchild_secret = child
+                .open_successor(child_stored.successor_sealed.as_deref().expect("sealed"))
+                .expect("the grandchild opens");
+            let grandchild_stored = token_by_hash(&*store, &grandchild_secret.hash())
+                .await
+                .expect("the grandchild exists");
+            assert_eq!(grandchild_stored.id, grandchild);
+            assert_eq!(
+                grandchild_stored.rotated_at, None,
+                "round {round}: one live chain"
+            );
+        }
+    }
 }
 
 /// Concurrent verifications of one challenge (lock, check, consume) have exactly one

@@ -249,7 +249,9 @@ pub trait Tx: Send {
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>>;
     /// The refresh token with this hash, its session and the session's user, token and
-    /// session locked until commit: all a refresh decides on, in one round trip.
+    /// session locked until commit: all a refresh decides on. The session is locked
+    /// first: it is the lock that serialises everything done to its token family, so
+    /// concurrent presentations of a token and its successor cannot deadlock.
     async fn lock_refresh_token_and_session(
         &mut self,
         hash: &TokenHash,

@@ -24,11 +24,6 @@ pub(super) const USER_COLUMNS: &str = "u.id AS u_id, u.email AS u_email, u.name 
 pub(super) const TOKEN_COLUMNS: &str =
     "id, session_id, created_at, expires_at, rotated_at, successor_id, successor_sealed";
 
-/// The token columns of `refresh_tokens t` under `t_` names, to read beside a session's.
-pub(super) const JOINED_TOKEN_COLUMNS: &str = "t.id AS t_id, t.session_id AS t_session_id, \
-     t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.rotated_at AS t_rotated_at, \
-     t.successor_id AS t_successor_id, t.successor_sealed AS t_successor_sealed";
-
 /// The constraint behind "a user with this email" (named in the migration).
 const USERS_EMAIL_KEY: &str = "users_email_key";
 
@@ -99,25 +94,15 @@ pub(super) fn joined_user(row: &PgRow) -> StoreResult<Option<User>> {
 }
 
 pub(super) fn refresh_token(row: &PgRow) -> StoreResult<StoredRefreshToken> {
-    token_columns(row, "")
-}
-
-/// A token read with [`JOINED_TOKEN_COLUMNS`].
-pub(super) fn joined_refresh_token(row: &PgRow) -> StoreResult<StoredRefreshToken> {
-    token_columns(row, "t_")
-}
-
-fn token_columns(row: &PgRow, prefix: &str) -> StoreResult<StoredRefreshToken> {
-    let col = |name: &str| format!("{prefix}{name}");
-    let successor: Option<Uuid> = get(row, &col("successor_id"))?;
+    let successor: Option<Uuid> = get(row, "successor_id")?;
     Ok(StoredRefreshToken {
-        id: RefreshTokenId::from_uuid(get(row, &col("id"))?),
-        session_id: SessionId::from_uuid(get(row, &col("session_id"))?),
-        created_at: get(row, &col("created_at"))?,
-        expires_at: get(row, &col("expires_at"))?,
-        rotated_at: get(row, &col("rotated_at"))?,
+        id: RefreshTokenId::from_uuid(get(row, "id")?),
+        session_id: SessionId::from_uuid(get(row, "session_id")?),
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        rotated_at: get(row, "rotated_at")?,
         successor_id: successor.map(RefreshTokenId::from_uuid),
-        successor_sealed: get(row, &col("successor_sealed"))?,
+        successor_sealed: get(row, "successor_sealed")?,
     })
 }
 

@@ -22,9 +22,7 @@ use sessiond_core::{
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::rows::{
-    self, JOINED_TOKEN_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts,
-};
+use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts};
 use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
 
 pub(super) struct PostgresTx {
@@ -342,26 +340,31 @@ impl Tx for PostgresTx {
         &mut self,
         hash: &TokenHash,
     ) -> StoreResult<Option<(StoredRefreshToken, Session, Option<User>)>> {
-        // `OF t, s`: as `lock_refresh_token` then `lock_session` would; the user row is
-        // locked by `lock_user` when needed.
+        // The session row is the one lock that covers its token family, and every path
+        // takes it before any token row. Taking the token first (one joined `FOR UPDATE
+        // OF t, s`) deadlocked the two-tabs race: the parent's replay held the parent and
+        // the session and went on to lock the child, which the child's rotation held
+        // while waiting for the session. A token never changes session, so finding its
+        // session id needs no lock.
         let sql = format!(
-            "SELECT {JOINED_TOKEN_COLUMNS}, {SESSION_COLUMNS}, {USER_COLUMNS} \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             LEFT JOIN users u ON u.id = s.user_id WHERE t.token_hash = $1 FOR UPDATE OF t, s"
+            "SELECT {SESSION_COLUMNS}, {USER_COLUMNS} FROM sessions s \
+             LEFT JOIN users u ON u.id = s.user_id \
+             WHERE s.id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) \
+             FOR UPDATE OF s"
         );
-        let row = sqlx::query(&sql)
+        let Some(row) = sqlx::query(&sql)
             .bind(&hash.as_bytes()[..])
             .fetch_optional(self.conn())
             .await
-            .map_err(db_error)?;
-        row.map(|r| {
-            Ok((
-                rows::joined_refresh_token(&r)?,
-                rows::session(&r)?,
-                rows::joined_user(&r)?,
-            ))
-        })
-        .transpose()
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let (session, user) = (rows::session(&row)?, rows::joined_user(&row)?);
+        // A fresh snapshot, taken with the session locked: it sees every rotation that
+        // the previous holder of the lock committed.
+        let token = refresh_token_by_hash(self.conn(), hash, Lock::ForUpdate).await?;
+        Ok(token.map(|token| (token, session, user)))
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {
