@@ -50,6 +50,7 @@ fn postgres_options(config: &Config) -> PostgresOptions {
         max_connections: config.database_max_connections,
         acquire_timeout: config.database_timeout,
         connect_timeout: config.database_timeout,
+        deadline: config.database_timeout,
         statement_timeout: Some(config.database_statement_timeout),
         ..PostgresOptions::default()
     }

@@ -299,7 +299,7 @@ async fn a_redis_that_stops_answering_costs_a_request_at_most_a_short_timeout() 
     let a = spawn_with(shared_limits(&proxied_redis(&proxy), &prefix)).await;
     assert_eq!(readyz(&a).await.1["redis"], "ok");
 
-    proxy.set(Mode::Freeze);
+    proxy.set(Mode::Blackhole);
     let started = Instant::now();
     assert_eq!(anonymous(&a, "203.0.113.1").await, 201);
     let first = started.elapsed();

@@ -12,9 +12,9 @@ pub enum Mode {
     Forward,
     /// Closes every connection and refuses new ones (accepts and closes them at once).
     Cut,
-    /// Holds every connection open and passes nothing, like a network partition: only
-    /// timeouts notice. Held connections close when the mode changes.
-    Freeze,
+    /// Holds every connection open and passes nothing, like a network partition or a
+    /// frozen host: only timeouts notice. Held connections close when the mode changes.
+    Blackhole,
 }
 
 /// Stands between sessiond and a server, to take the server away and bring it back.
@@ -37,7 +37,7 @@ impl Proxy {
                 let now = *mode.borrow_and_update();
                 match now {
                     Mode::Cut => continue, // dropped: closed at once
-                    Mode::Freeze => {
+                    Mode::Blackhole => {
                         tokio::spawn(async move {
                             let _ = mode.changed().await;
                             drop(client);
@@ -52,7 +52,7 @@ impl Proxy {
                             tokio::select! {
                                 _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                                 _ = mode.changed() => {
-                                    if *mode.borrow_and_update() == Mode::Freeze {
+                                    if *mode.borrow_and_update() == Mode::Blackhole {
                                         let _ = mode.changed().await;
                                     }
                                 }

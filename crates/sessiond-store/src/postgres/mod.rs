@@ -3,14 +3,17 @@
 //! Atomicity comes from the database: every [`Tx`] is a READ COMMITTED transaction whose
 //! `lock_*` reads take `FOR UPDATE` row locks, so check-and-set sequences on one user,
 //! session or refresh token queue behind each other while unrelated ones run in
-//! parallel. Reads and single-statement writes use the pool directly.
+//! parallel. Reads and single-statement writes lease a pooled connection for one statement.
 //!
 //! Every pooled connection runs with a `statement_timeout` (5 s by default), which also
-//! bounds how long a transaction waits for a row lock. Migrations run on a connection of
+//! bounds how long a transaction waits for a row lock, and every wait for the database
+//! is also bounded on this side ([`PostgresOptions::deadline`], see `lease.rs`): a
+//! partitioned network never answers at all. Migrations run on a connection of
 //! their own without it, under sqlx's advisory lock, so several instances may run
 //! `sessiond migrate` at once.
 
 pub mod events;
+mod lease;
 mod rows;
 mod tx;
 
@@ -24,6 +27,7 @@ use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use self::lease::Lease;
 use self::rows::{USER_COLUMNS, db_error, ts};
 use self::tx::Lock;
 use crate::{LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials};
@@ -49,6 +53,11 @@ pub struct PostgresOptions {
     pub statement_timeout: Option<Duration>,
     /// Idle connections above `min_connections` are closed after this long.
     pub idle_timeout: Option<Duration>,
+    /// sessiond's own bound on every wait for the database: for a connection, and for
+    /// each statement's answer (a read's wait for its connection counts towards it). Past
+    /// it the call fails as unavailable and the connection, if any, is closed. Unlike
+    /// `statement_timeout` it holds when the network, not the server, is stuck.
+    pub deadline: Duration,
     /// Connections are replaced after this long, so server-side changes (failover,
     /// settings) reach every connection eventually.
     pub max_lifetime: Option<Duration>,
@@ -62,6 +71,7 @@ impl Default for PostgresOptions {
             acquire_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Some(Duration::from_secs(5)),
+            deadline: Duration::from_secs(3),
             idle_timeout: Some(Duration::from_secs(10 * 60)),
             max_lifetime: Some(Duration::from_secs(30 * 60)),
         }
@@ -73,11 +83,17 @@ pub struct PostgresStore {
     /// For the migration connection: the URL's options, without a statement timeout.
     migrate_options: PgConnectOptions,
     connect_timeout: Duration,
+    /// The client-side bound on every wait for the database.
+    deadline: Duration,
     /// `host:port/database`, for error messages (never the password).
     target: String,
 }
 
 impl PostgresStore {
+    async fn lease(&self) -> StoreResult<Lease> {
+        Lease::acquire(&self.pool, self.deadline).await
+    }
+
     /// The notification channel on this store's database.
     pub fn events(&self) -> events::PgEvents {
         events::PgEvents::new(self.pool.clone())
@@ -124,6 +140,7 @@ impl PostgresStore {
             pool,
             migrate_options,
             connect_timeout: options.connect_timeout,
+            deadline: options.deadline,
             target,
         })
     }
@@ -152,11 +169,7 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        self.lease().await?.ping().await
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -181,25 +194,29 @@ impl Store for PostgresStore {
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        let tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .await
-            .map_err(db_error)?;
-        Ok(Box::new(tx::PostgresTx::new(tx)))
+        Ok(Box::new(tx::PostgresTx::begin(self.lease().await?).await?))
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        tx::user(&self.pool, id, Lock::None).await
+        self.lease()
+            .await?
+            .read(async |conn| tx::user(conn, id, Lock::None).await)
+            .await
     }
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
         let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = $1");
-        let row = sqlx::query(&sql)
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(&sql)
+                    .bind(email.as_str())
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let Some(user) = rows::joined_user(&row)? else {
             return Ok(None);
@@ -215,7 +232,10 @@ impl Store for PostgresStore {
         &self,
         id: SessionId,
     ) -> StoreResult<Option<(Session, Option<User>)>> {
-        tx::session_with_user(&self.pool, id, Lock::None).await
+        self.lease()
+            .await?
+            .read(async |conn| tx::session_with_user(conn, id, Lock::None).await)
+            .await
     }
 
     async fn live_sessions_for_user(
@@ -223,18 +243,27 @@ impl Store for PostgresStore {
         user: UserId,
         window: LiveWindow,
     ) -> StoreResult<Vec<Session>> {
-        let mut sessions = tx::live_sessions_for_user(&self.pool, user, window).await?;
+        let mut sessions = self
+            .lease()
+            .await?
+            .read(async |conn| tx::live_sessions_for_user(conn, user, window).await)
+            .await?;
         sessions.reverse();
         Ok(sessions)
     }
 
     async fn session_data(&self, id: SessionId) -> StoreResult<Option<serde_json::Value>> {
-        let data: Option<Option<String>> =
-            sqlx::query_scalar("SELECT data::text FROM sessions WHERE id = $1")
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let data: Option<Option<String>> = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar("SELECT data::text FROM sessions WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
         match data {
             None => Ok(None),
             Some(None) => Ok(Some(serde_json::json!({}))),
@@ -245,14 +274,19 @@ impl Store for PostgresStore {
     }
 
     async fn touch_session(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
-        )
-        .bind(ts(at))
-        .bind(id.as_uuid())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        self.lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(
+                    "UPDATE sessions SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
+                )
+                .bind(ts(at))
+                .bind(id.as_uuid())
+                .execute(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
         Ok(())
     }
 
@@ -260,26 +294,40 @@ impl Store for PostgresStore {
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>> {
-        tx::refresh_token_by_hash(&self.pool, hash, Lock::None).await
+        self.lease()
+            .await?
+            .read(async |conn| tx::refresh_token_by_hash(conn, hash, Lock::None).await)
+            .await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        let rows = sqlx::query(
-            "SELECT kid, private_pkcs8, created_at, retired_at FROM signing_keys \
+        let rows = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(
+                    "SELECT kid, private_pkcs8, created_at, retired_at FROM signing_keys \
              ORDER BY created_at, kid",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+                )
+                .fetch_all(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
         rows.iter().map(rows::signing_key).collect()
     }
 
     async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        sqlx::query_scalar("SELECT MAX(created_at) FROM otp_challenges WHERE email = $1")
-            .bind(email)
-            .fetch_one(&self.pool)
+        self.lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar("SELECT MAX(created_at) FROM otp_challenges WHERE email = $1")
+                    .bind(email)
+                    .fetch_one(conn)
+                    .await
+                    .map_err(db_error)
+            })
             .await
-            .map_err(db_error)
     }
 
     async fn purge_otp_challenges(
@@ -287,15 +335,21 @@ impl Store for PostgresStore {
         before: DateTime<Utc>,
         batch_size: u32,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM otp_challenges WHERE id IN \
+        let done = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(
+                    "DELETE FROM otp_challenges WHERE id IN \
              (SELECT id FROM otp_challenges WHERE expires_at < $1 LIMIT $2)",
-        )
-        .bind(ts(before))
-        .bind(i64::from(batch_size))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+                )
+                .bind(ts(before))
+                .bind(i64::from(batch_size))
+                .execute(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -303,19 +357,25 @@ impl Store for PostgresStore {
         // Each arm walks its own index and stops after one batch, so a large backlog
         // costs at most three batches of index entries per call; UNION counts a session
         // that ended several ways once. Refresh tokens go by ON DELETE CASCADE.
-        let done = sqlx::query(
-            "DELETE FROM sessions WHERE id IN (
+        let done = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(
+                    "DELETE FROM sessions WHERE id IN (
                  (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $3)
                  UNION (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $3)
                  UNION (SELECT id FROM sessions WHERE last_active_at < $2 LIMIT $3)
                  LIMIT $3)",
-        )
-        .bind(ts(before.ended_before))
-        .bind(ts(before.idle_before))
-        .bind(i64::from(before.batch_size))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+                )
+                .bind(ts(before.ended_before))
+                .bind(ts(before.idle_before))
+                .bind(i64::from(before.batch_size))
+                .execute(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -19,24 +19,74 @@ use sessiond_core::{
     AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
     UserId,
 };
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
+use super::lease::Lease;
 use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts};
-use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
+use crate::{
+    LiveWindow, NewRefreshToken, NewSession, NewUser, StoreError, StoreResult, Tx, UserProfile,
+};
 
+/// A transaction on a leased connection. BEGIN, COMMIT and ROLLBACK are sent here rather
+/// than by sqlx's `Transaction`, so that the connection stays ours to close when a
+/// statement does not finish (see [`Lease`]).
 pub(super) struct PostgresTx {
-    tx: Transaction<'static, Postgres>,
+    /// `None` once committed or handed to the rollback task.
+    lease: Option<Lease>,
 }
 
 impl PostgresTx {
-    pub(super) fn new(tx: Transaction<'static, Postgres>) -> Self {
-        Self { tx }
+    /// Begins a READ COMMITTED transaction on `lease`. Dropped before it is committed
+    /// (an error, a cancelled request, a failed BEGIN), the transaction is rolled back.
+    pub(super) async fn begin(lease: Lease) -> StoreResult<Self> {
+        let mut tx = Self { lease: Some(lease) };
+        tx.run(async |conn| execute(conn, "BEGIN ISOLATION LEVEL READ COMMITTED").await)
+            .await?;
+        Ok(tx)
     }
 
-    fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    /// Runs one statement of the transaction within the deadline.
+    async fn run<T>(
+        &mut self,
+        statement: impl AsyncFnOnce(&mut PgConnection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        match self.lease.as_mut() {
+            Some(lease) => lease.run(statement).await,
+            None => Err(StoreError::Unavailable("the transaction has ended".into())),
+        }
     }
+}
+
+impl Drop for PostgresTx {
+    fn drop(&mut self) {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        // A lease whose statement did not finish closes its connection, which ends the
+        // transaction on the server; anything else is rolled back off the request path.
+        if lease.is_unfinished() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = lease
+                        .run(async |conn| execute(conn, "ROLLBACK").await)
+                        .await;
+                });
+            }
+            Err(_) => lease.discard(),
+        }
+    }
+}
+
+async fn execute(conn: &mut PgConnection, sql: &'static str) -> StoreResult<()> {
+    sqlx::query(sql)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(db_error)
 }
 
 /// Whether a read takes row locks (inside a transaction) or not (a plain read).
@@ -145,7 +195,8 @@ where
 #[async_trait]
 impl Tx for PostgresTx {
     async fn insert_user(&mut self, new: &NewUser) -> StoreResult<User> {
-        sqlx::query(
+        self.run(async |conn| {
+            sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, true, $5, $5)",
         )
@@ -154,9 +205,11 @@ impl Tx for PostgresTx {
         .bind(new.name.as_deref())
         .bind(new.password_hash.as_deref())
         .bind(ts(new.created_at))
-        .execute(self.conn())
+        .execute(conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db_error)
+        })
+        .await?;
         Ok(User {
             id: new.id,
             email: new.email.clone(),
@@ -170,7 +223,8 @@ impl Tx for PostgresTx {
 
     async fn lock_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
         // Concurrent logins of one user queue here until this transaction ends.
-        user(self.conn(), id, Lock::ForUpdate).await
+        self.run(async |conn| user(conn, id, Lock::ForUpdate).await)
+            .await
     }
 
     async fn set_user_active(
@@ -182,13 +236,17 @@ impl Tx for PostgresTx {
         let sql = format!(
             "UPDATE users u SET active = $1, updated_at = $2 WHERE u.id = $3 RETURNING {USER_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(active)
-            .bind(ts(at))
-            .bind(id.as_uuid())
-            .fetch_optional(self.conn())
-            .await
-            .map_err(db_error)?;
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&sql)
+                    .bind(active)
+                    .bind(ts(at))
+                    .bind(id.as_uuid())
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
         row.map(|r| rows::joined_user(&r))
             .transpose()
             .map(Option::flatten)
@@ -198,7 +256,8 @@ impl Tx for PostgresTx {
         &mut self,
         id: SessionId,
     ) -> StoreResult<Option<(Session, Option<User>)>> {
-        session_with_user(self.conn(), id, Lock::ForUpdate).await
+        self.run(async |conn| session_with_user(conn, id, Lock::ForUpdate).await)
+            .await
     }
 
     async fn live_sessions_for_user(
@@ -206,29 +265,33 @@ impl Tx for PostgresTx {
         user: UserId,
         window: LiveWindow,
     ) -> StoreResult<Vec<Session>> {
-        live_sessions_for_user(self.conn(), user, window).await
+        self.run(async |conn| live_sessions_for_user(conn, user, window).await)
+            .await
     }
 
     async fn insert_session(&mut self, s: &NewSession) -> StoreResult<()> {
         let data = s.data.as_ref().map(|d| d.to_string());
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, auth_method, created_at, last_active_at, \
+        self.run(async |conn| {
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, auth_method, created_at, last_active_at, \
              expires_at, device_id, user_agent, ip, label, data) \
              VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10::json)",
-        )
-        .bind(s.id.as_uuid())
-        .bind(s.user_id.map(|u| u.as_uuid()))
-        .bind(s.auth_method.as_string())
-        .bind(ts(s.created_at))
-        .bind(ts(s.expires_at))
-        .bind(s.device.device_id.as_deref())
-        .bind(s.device.user_agent.as_deref())
-        .bind(s.device.ip.as_deref())
-        .bind(s.device.label.as_deref())
-        .bind(data)
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+            )
+            .bind(s.id.as_uuid())
+            .bind(s.user_id.map(|u| u.as_uuid()))
+            .bind(s.auth_method.as_string())
+            .bind(ts(s.created_at))
+            .bind(ts(s.expires_at))
+            .bind(s.device.device_id.as_deref())
+            .bind(s.device.user_agent.as_deref())
+            .bind(s.device.ip.as_deref())
+            .bind(s.device.label.as_deref())
+            .bind(data)
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
@@ -239,29 +302,35 @@ impl Tx for PostgresTx {
         method: &AuthMethod,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET user_id = $1, auth_method = $2, \
+        self.run(async |conn| {
+            sqlx::query(
+                "UPDATE sessions SET user_id = $1, auth_method = $2, \
              last_active_at = GREATEST(last_active_at, $3) WHERE id = $4",
-        )
-        .bind(user.as_uuid())
-        .bind(method.as_string())
-        .bind(ts(at))
-        .bind(id.as_uuid())
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+            )
+            .bind(user.as_uuid())
+            .bind(method.as_string())
+            .bind(ts(at))
+            .bind(id.as_uuid())
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
     async fn set_last_active(&mut self, id: SessionId, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
-        )
-        .bind(ts(at))
-        .bind(id.as_uuid())
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+        self.run(async |conn| {
+            sqlx::query(
+                "UPDATE sessions SET last_active_at = $1 WHERE id = $2 AND last_active_at < $1",
+            )
+            .bind(ts(at))
+            .bind(id.as_uuid())
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
@@ -270,12 +339,16 @@ impl Tx for PostgresTx {
         id: SessionId,
         data: &serde_json::Value,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE sessions SET data = $1::json WHERE id = $2")
-            .bind(data.to_string())
-            .bind(id.as_uuid())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        let done = self
+            .run(async |conn| {
+                sqlx::query("UPDATE sessions SET data = $1::json WHERE id = $2")
+                    .bind(data.to_string())
+                    .bind(id.as_uuid())
+                    .execute(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -289,16 +362,20 @@ impl Tx for PostgresTx {
             return Ok(Vec::new());
         }
         let wanted: Vec<Uuid> = targets.iter().map(SessionId::as_uuid).collect();
-        let done: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+        let done: Vec<Uuid> = self
+            .run(async |conn| {
+                sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE id = ANY($3) AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(ts(at))
-        .bind(reason.as_str())
-        .bind(&wanted)
-        .fetch_all(self.conn())
-        .await
-        .map_err(db_error)?;
+                )
+                .bind(ts(at))
+                .bind(reason.as_str())
+                .bind(&wanted)
+                .fetch_all(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
         // Report them in the order asked, each once, as the SQLite backend does.
         let mut done: HashSet<Uuid> = done.into_iter().collect();
         Ok(targets
@@ -315,17 +392,21 @@ impl Tx for PostgresTx {
         reason: RevokeReason,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<SessionId>> {
-        let revoked: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+        let revoked: Vec<Uuid> = self
+            .run(async |conn| {
+                sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE user_id = $3 AND revoked_at IS NULL AND id IS DISTINCT FROM $4 RETURNING id",
-        )
-        .bind(ts(at))
-        .bind(reason.as_str())
-        .bind(user.as_uuid())
-        .bind(keep.map(|k| k.as_uuid()))
-        .fetch_all(self.conn())
-        .await
-        .map_err(db_error)?;
+                )
+                .bind(ts(at))
+                .bind(reason.as_str())
+                .bind(user.as_uuid())
+                .bind(keep.map(|k| k.as_uuid()))
+                .fetch_all(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
         Ok(revoked.into_iter().map(SessionId::from_uuid).collect())
     }
 
@@ -333,7 +414,8 @@ impl Tx for PostgresTx {
         &mut self,
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>> {
-        refresh_token_by_hash(self.conn(), hash, Lock::ForUpdate).await
+        self.run(async |conn| refresh_token_by_hash(conn, hash, Lock::ForUpdate).await)
+            .await
     }
 
     async fn lock_refresh_token_and_session(
@@ -352,44 +434,58 @@ impl Tx for PostgresTx {
              WHERE s.id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) \
              FOR UPDATE OF s"
         );
-        let Some(row) = sqlx::query(&sql)
-            .bind(&hash.as_bytes()[..])
-            .fetch_optional(self.conn())
-            .await
-            .map_err(db_error)?
+        let Some(row) = self
+            .run(async |conn| {
+                sqlx::query(&sql)
+                    .bind(&hash.as_bytes()[..])
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?
         else {
             return Ok(None);
         };
         let (session, user) = (rows::session(&row)?, rows::joined_user(&row)?);
         // A fresh snapshot, taken with the session locked: it sees every rotation that
         // the previous holder of the lock committed.
-        let token = refresh_token_by_hash(self.conn(), hash, Lock::ForUpdate).await?;
+        let token = self
+            .run(async |conn| refresh_token_by_hash(conn, hash, Lock::ForUpdate).await)
+            .await?;
         Ok(token.map(|token| (token, session, user)))
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {
-        let rotated: Option<bool> =
-            sqlx::query_scalar("SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = $1")
+        let rotated: Option<bool> = self
+            .run(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = $1",
+                )
                 .bind(id.as_uuid())
-                .fetch_optional(self.conn())
+                .fetch_optional(conn)
                 .await
-                .map_err(db_error)?;
+                .map_err(db_error)
+            })
+            .await?;
         Ok(rotated == Some(true))
     }
 
     async fn insert_refresh_token(&mut self, t: &NewRefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) \
+        self.run(async |conn| {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(t.id.as_uuid())
-        .bind(t.session_id.as_uuid())
-        .bind(&t.hash.as_bytes()[..])
-        .bind(ts(t.created_at))
-        .bind(ts(t.expires_at))
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+            )
+            .bind(t.id.as_uuid())
+            .bind(t.session_id.as_uuid())
+            .bind(&t.hash.as_bytes()[..])
+            .bind(ts(t.created_at))
+            .bind(ts(t.expires_at))
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
@@ -399,39 +495,45 @@ impl Tx for PostgresTx {
         successor: &NewRefreshToken,
         sealed: &[u8],
     ) -> StoreResult<()> {
-        sqlx::query(
-            "WITH successor AS ( \
+        self.run(async |conn| {
+            sqlx::query(
+                "WITH successor AS ( \
                  INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5)) \
              UPDATE refresh_tokens SET rotated_at = $4, successor_id = $1, successor_sealed = $6 \
              WHERE id = $7",
-        )
-        .bind(successor.id.as_uuid())
-        .bind(successor.session_id.as_uuid())
-        .bind(&successor.hash.as_bytes()[..])
-        .bind(ts(successor.created_at))
-        .bind(ts(successor.expires_at))
-        .bind(sealed)
-        .bind(presented.as_uuid())
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+            )
+            .bind(successor.id.as_uuid())
+            .bind(successor.session_id.as_uuid())
+            .bind(&successor.hash.as_bytes()[..])
+            .bind(ts(successor.created_at))
+            .bind(ts(successor.expires_at))
+            .bind(sealed)
+            .bind(presented.as_uuid())
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
     async fn delete_refresh_tokens(&mut self, session: SessionId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1")
-            .bind(session.as_uuid())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.run(async |conn| {
+            sqlx::query("DELETE FROM refresh_tokens WHERE session_id = $1")
+                .bind(session.as_uuid())
+                .execute(conn)
+                .await
+                .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
     async fn insert_otp_challenge(&mut self, c: &OtpChallenge, device: &Device) -> StoreResult<()> {
         let device =
             serde_json::to_string(device).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        self.run(async |conn| sqlx::query(
             "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, consumed_at, device) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -443,9 +545,10 @@ impl Tx for PostgresTx {
         .bind(i32::try_from(c.attempts).unwrap_or(i32::MAX))
         .bind(c.consumed_at.map(ts))
         .bind(device)
-        .execute(self.conn())
+        .execute(conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db_error))
+        .await?;
         Ok(())
     }
 
@@ -453,44 +556,57 @@ impl Tx for PostgresTx {
         &mut self,
         id: &str,
     ) -> StoreResult<Option<(OtpChallenge, Device)>> {
-        let row = sqlx::query(
+        let row = self
+            .run(async |conn| {
+                sqlx::query(
             "SELECT id, email, code_hash, created_at, expires_at, attempts, consumed_at, device \
              FROM otp_challenges WHERE id = $1 FOR UPDATE",
         )
         .bind(id)
-        .fetch_optional(self.conn())
+        .fetch_optional(conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db_error)
+            })
+            .await?;
         row.map(|r| rows::otp_challenge(&r)).transpose()
     }
 
     async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = $1")
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.run(async |conn| {
+            sqlx::query("UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = $1")
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
     async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE otp_challenges SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL",
-        )
-        .bind(ts(at))
-        .bind(id)
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+        self.run(async |conn| {
+            sqlx::query(
+                "UPDATE otp_challenges SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL",
+            )
+            .bind(ts(at))
+            .bind(id)
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
     async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM otp_challenges WHERE id = $1")
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.run(async |conn| {
+            sqlx::query("DELETE FROM otp_challenges WHERE id = $1")
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
@@ -499,14 +615,18 @@ impl Tx for PostgresTx {
         provider: &str,
         external_id: &str,
     ) -> StoreResult<Option<UserId>> {
-        let found: Option<Uuid> = sqlx::query_scalar(
+        let found: Option<Uuid> = self
+            .run(async |conn| {
+                sqlx::query_scalar(
             "SELECT user_id FROM identities WHERE provider = $1 AND external_id = $2 FOR UPDATE",
         )
         .bind(provider)
         .bind(external_id)
-        .fetch_optional(self.conn())
+        .fetch_optional(conn)
         .await
-        .map_err(db_error)?;
+        .map_err(db_error)
+            })
+            .await?;
         Ok(found.map(UserId::from_uuid))
     }
 
@@ -517,33 +637,41 @@ impl Tx for PostgresTx {
         user: UserId,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO identities (provider, external_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
+        self.run(async |conn| sqlx::query("INSERT INTO identities (provider, external_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
             .bind(provider)
             .bind(external_id)
             .bind(user.as_uuid())
             .bind(ts(at))
-            .execute(self.conn())
+            .execute(conn)
             .await
-            .map_err(db_error)?;
+            .map_err(db_error))
+            .await?;
         Ok(())
     }
 
     async fn user_id_by_email(&mut self, email: &Email) -> StoreResult<Option<UserId>> {
-        let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_optional(self.conn())
-            .await
-            .map_err(db_error)?;
+        let found: Option<Uuid> = self
+            .run(async |conn| {
+                sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+                    .bind(email.as_str())
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
         Ok(found.map(UserId::from_uuid))
     }
 
     async fn set_user_email(&mut self, id: UserId, email: &Email) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
-            .bind(email.as_str())
-            .bind(id.as_uuid())
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        self.run(async |conn| {
+            sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
+                .bind(email.as_str())
+                .bind(id.as_uuid())
+                .execute(conn)
+                .await
+                .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
@@ -553,7 +681,8 @@ impl Tx for PostgresTx {
         profile: &UserProfile,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<User>> {
-        sqlx::query(
+        self.run(async |conn| {
+            sqlx::query(
             "UPDATE users SET name = $1, mobile = $2, profile = $3, updated_at = $4 WHERE id = $5",
         )
         .bind(profile.name.as_deref())
@@ -561,37 +690,51 @@ impl Tx for PostgresTx {
         .bind(profile.profile.as_ref().map(|p| p.to_string()))
         .bind(ts(at))
         .bind(id.as_uuid())
-        .execute(self.conn())
+        .execute(conn)
         .await
-        .map_err(db_error)?;
-        user(self.conn(), id, Lock::None).await
+        .map_err(db_error)
+        })
+        .await?;
+        self.run(async |conn| user(conn, id, Lock::None).await)
+            .await
     }
 
     async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pkcs8, created_at, retired_at) \
+        self.run(async |conn| {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, private_pkcs8, created_at, retired_at) \
              VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&key.kid)
-        .bind(&key.pkcs8)
-        .bind(ts(key.created_at))
-        .bind(key.retired_at.map(ts))
-        .execute(self.conn())
-        .await
-        .map_err(db_error)?;
+            )
+            .bind(&key.kid)
+            .bind(&key.pkcs8)
+            .bind(ts(key.created_at))
+            .bind(key.retired_at.map(ts))
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
         Ok(())
     }
 
     async fn retire_signing_keys(&mut self, at: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(ts(at))
-            .execute(self.conn())
-            .await
-            .map_err(db_error)?;
+        let done = self
+            .run(async |conn| {
+                sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                    .bind(ts(at))
+                    .execute(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
         Ok(done.rows_affected())
     }
 
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.map_err(db_error)
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.run(async |conn| execute(conn, "COMMIT").await).await?;
+        // Committed: nothing is left to roll back, and the connection goes back to the
+        // pool as it is.
+        self.lease = None;
+        Ok(())
     }
 }
