@@ -178,6 +178,94 @@ backend_suite! {
     }
 
     #[tokio::test]
+    async fn a_code_guesser_on_one_ip_cannot_lock_out_the_owner_on_another() {
+        let (app, smtp) = app_with_smtp(|c| {
+            c.rate_limits.otp_failures = "3/1h".parse().unwrap();
+            c.otp.resend_cooldown = std::time::Duration::from_secs(1);
+            c.trusted_proxies = vec!["127.0.0.1".into()];
+        })
+        .await;
+        let email = unique_email();
+        // Anyone can have a code sent to the address, and guess at it.
+        let guessed = app
+            .post_from("198.51.100.7", "/v1/auth/otp", json!({"email": email}))
+            .await
+            .ok(202);
+        let guessed_code = last_code(&smtp);
+        for _ in 0..3 {
+            app.post_from(
+                "198.51.100.7",
+                "/v1/auth/otp/verify",
+                json!({"challenge_id": guessed["challenge_id"], "code": "000000x"}),
+            )
+            .await
+            .problem(401, "OTP_INVALID");
+        }
+        // That IP is refused from now on, even the right code…
+        app.post_from(
+            "198.51.100.7",
+            "/v1/auth/otp/verify",
+            json!({"challenge_id": guessed["challenge_id"], "code": guessed_code}),
+        )
+        .await
+        .problem(429, "OTP_ATTEMPTS_EXCEEDED");
+        // …but the owner, elsewhere, asks for a code and logs in with it.
+        app.clock.advance(Duration::seconds(2));
+        let own = app
+            .post_from("203.0.113.20", "/v1/auth/otp", json!({"email": email}))
+            .await
+            .ok(202);
+        let code = last_code(&smtp);
+        app.post_from(
+            "203.0.113.20",
+            "/v1/auth/otp/verify",
+            json!({"challenge_id": own["challenge_id"], "code": code}),
+        )
+        .await
+        .ok(200);
+    }
+
+    #[tokio::test]
+    async fn wrong_codes_from_many_ips_are_throttled_per_address() {
+        let (app, smtp) = app_with_smtp(|c| {
+            c.rate_limits.otp_failures = "3/1h".parse().unwrap();
+            c.rate_limits.otp_failures_address = "4/1h".parse().unwrap();
+            c.otp.resend_cooldown = std::time::Duration::from_secs(1);
+            c.trusted_proxies = vec!["127.0.0.1".into()];
+        })
+        .await;
+        let email = unique_email();
+        let challenge = request_code(&app, &email).await;
+        let code = last_code(&smtp);
+        for i in 0..4 {
+            app.post_from(
+                &format!("198.51.100.{i}"),
+                "/v1/auth/otp/verify",
+                json!({"challenge_id": challenge["challenge_id"], "code": "000000x"}),
+            )
+            .await
+            .problem(401, "OTP_INVALID");
+        }
+        // Past the address-wide ceiling, the next attempt waits for its back-off slot,
+        // from whichever IP.
+        app.post_from(
+            "203.0.113.20",
+            "/v1/auth/otp/verify",
+            json!({"challenge_id": challenge["challenge_id"], "code": code}),
+        )
+        .await
+        .problem(429, "OTP_ATTEMPTS_EXCEEDED");
+        app.clock.advance(Duration::seconds(1));
+        app.post_from(
+            "203.0.113.20",
+            "/v1/auth/otp/verify",
+            json!({"challenge_id": challenge["challenge_id"], "code": code}),
+        )
+        .await
+        .ok(200);
+    }
+
+    #[tokio::test]
     async fn resends_are_held_back_by_a_cooldown() {
         let (app, _smtp) = app_with_smtp(|_| {}).await;
         let email = unique_email();

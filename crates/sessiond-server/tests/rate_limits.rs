@@ -8,6 +8,13 @@ use reqwest::Method;
 use serde_json::json;
 
 backend_suite! {
+    helpers {
+        async fn password_login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Reply {
+            app.post_from(ip, "/v1/auth/password", json!({"email": email, "password": password}))
+                .await
+        }
+    }
+
     #[tokio::test]
     async fn anonymous_sessions_are_limited_per_ip_with_rate_limit_headers() {
         let app = spawn_app().await;
@@ -153,37 +160,88 @@ backend_suite! {
     }
 
     #[tokio::test]
-    async fn failed_password_logins_back_off_per_account_identically_for_unknown_ones() {
-        let app = spawn_with(|c| c.rate_limits.password_failures = "3/15m".parse().unwrap()).await;
+    async fn a_guesser_on_one_ip_cannot_lock_out_the_owner_on_another() {
+        let app = spawn_with(|c| {
+            c.rate_limits.password_failures = "3/15m".parse().unwrap();
+            c.trusted_proxies = vec!["127.0.0.1".into()];
+        })
+        .await;
         let email = unique_email();
         app.register(&email).await;
         let unknown = unique_email();
         for who in [&email, &unknown] {
             for _ in 0..3 {
-                app.post(
-                    "/v1/auth/password",
-                    json!({"email": who, "password": "wrong password"}),
-                )
-                .await
-                .problem(401, "INVALID_CREDENTIALS");
+                password_login_from(&app, "198.51.100.7", who, "wrong password")
+                    .await
+                    .problem(401, "INVALID_CREDENTIALS");
             }
         }
-        let known_reply = app.login(&email).await;
-        let unknown_reply = app
-            .post(
-                "/v1/auth/password",
-                json!({"email": unknown, "password": PASSWORD}),
-            )
-            .await;
-        let a = known_reply.problem(429, "RATE_LIMITED");
-        let b = unknown_reply.problem(429, "RATE_LIMITED");
+        // The guesser's IP is refused even the right password, for known and unknown
+        // accounts alike.
+        let known = password_login_from(&app, "198.51.100.7", &email, PASSWORD).await;
+        let unknown = password_login_from(&app, "198.51.100.7", &unknown, PASSWORD).await;
+        let a = known.problem(429, "RATE_LIMITED");
+        let b = unknown.problem(429, "RATE_LIMITED");
         assert_eq!(a, b, "locked accounts and unknown addresses look the same");
-        // Other accounts are unaffected; the lock ends with the window.
-        let other = unique_email();
-        app.register(&other).await;
-        app.login(&other).await.ok(200);
+        assert_eq!(
+            known.header("ratelimit-policy"),
+            Some(r#""password_failures";q=3;w=900"#)
+        );
+        // The owner, elsewhere, logs in.
+        password_login_from(&app, "203.0.113.20", &email, PASSWORD)
+            .await
+            .ok(200);
+        // The guesser's refusal ends with the window.
         app.clock.advance(Duration::minutes(15));
-        app.login(&email).await.ok(200);
+        password_login_from(&app, "198.51.100.7", &email, PASSWORD)
+            .await
+            .ok(200);
+    }
+
+    #[tokio::test]
+    async fn guessing_from_many_ips_is_slowed_account_wide_but_never_locked() {
+        let app = spawn_with(|c| {
+            c.rate_limits.password_failures = "3/15m".parse().unwrap();
+            c.rate_limits.password_failures_account = "6/15m".parse().unwrap();
+            c.trusted_proxies = vec!["127.0.0.1".into()];
+        })
+        .await;
+        let email = unique_email();
+        app.register(&email).await;
+        let unknown = unique_email();
+        for who in [&email, &unknown] {
+            for i in 0..6 {
+                password_login_from(&app, &format!("198.51.100.{i}"), who, "wrong password")
+                    .await
+                    .problem(401, "INVALID_CREDENTIALS");
+            }
+        }
+        // Past the ceiling, the account's attempts are spaced out, whoever makes them,
+        // known account or not: even the owner's right password waits for the next slot.
+        let owner = "203.0.113.20";
+        let known = password_login_from(&app, owner, &email, PASSWORD).await;
+        let other = password_login_from(&app, owner, &unknown, PASSWORD).await;
+        let body = known.problem(429, "RATE_LIMITED");
+        assert_eq!(body, other.problem(429, "RATE_LIMITED"));
+        assert_eq!(
+            known.header("ratelimit-policy"),
+            Some(r#""password_failures_account";q=6;w=900"#)
+        );
+        assert_eq!(known.header("retry-after"), Some("1"));
+        app.clock.advance(Duration::seconds(1));
+        // One more guess from yet another IP: the slot doubles.
+        password_login_from(&app, "198.51.100.50", &email, "wrong password")
+            .await
+            .problem(401, "INVALID_CREDENTIALS");
+        let waited = password_login_from(&app, owner, &email, PASSWORD).await;
+        waited.problem(429, "RATE_LIMITED");
+        let retry: i64 = waited.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry), "{retry}");
+        // The owner is slowed, not locked out: the next slot lets them in.
+        app.clock.advance(Duration::seconds(retry));
+        password_login_from(&app, owner, &email, PASSWORD)
+            .await
+            .ok(200);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! same rule; and unlike a token bucket it can be read without being charged, which the
 //! per-account failure back-off needs.
 
+mod failures;
 mod fallback;
 mod memory;
 mod redis;
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sessiond_core::{Clock, DomainError};
 
+pub use failures::Secret;
 pub use fallback::{FallbackCounters, RedisHealth};
 pub use memory::MemoryCounters;
 pub use redis::RedisCounters;
@@ -97,13 +99,18 @@ pub struct RateLimitConfig {
     pub refresh: Rate,
     /// Token validations, per client IP.
     pub validate: Rate,
-    /// Failed password logins per account; past it, the account's logins back off
-    /// until the window ends (whether or not the account exists).
+    /// Failed password logins per account from one client IP; past it, that IP's
+    /// logins for the account are refused until the window ends (see `failures.rs`).
     pub password_failures: Rate,
+    /// Failed password logins per account from all IPs; past it, the account's logins
+    /// are spaced out with an exponential back-off rather than refused.
+    pub password_failures_account: Rate,
     /// One-time codes mailed per address.
     pub otp_sends: Rate,
-    /// Wrong one-time codes per address, across all its challenges.
+    /// Wrong one-time codes per address from one client IP, across its challenges.
     pub otp_failures: Rate,
+    /// Wrong one-time codes per address from all IPs; past it, back-off as for passwords.
+    pub otp_failures_address: Rate,
 }
 
 impl Default for RateLimitConfig {
@@ -115,8 +122,10 @@ impl Default for RateLimitConfig {
             refresh: Rate::new(20, 3600),
             validate: Rate::new(1000, 3600),
             password_failures: Rate::new(10, 15 * 60),
+            password_failures_account: Rate::new(100, 15 * 60),
             otp_sends: Rate::new(5, 3600),
             otp_failures: Rate::new(10, 3600),
+            otp_failures_address: Rate::new(30, 3600),
         }
     }
 }
@@ -167,8 +176,10 @@ pub enum Policy {
     Refresh,
     Validate,
     PasswordFailures,
+    PasswordFailuresAccount,
     OtpSends,
     OtpFailures,
+    OtpFailuresAddress,
 }
 
 impl Policy {
@@ -179,8 +190,10 @@ impl Policy {
             Policy::Refresh => "refresh",
             Policy::Validate => "validate",
             Policy::PasswordFailures => "password_failures",
+            Policy::PasswordFailuresAccount => "password_failures_account",
             Policy::OtpSends => "otp_sends",
             Policy::OtpFailures => "otp_failures",
+            Policy::OtpFailuresAddress => "otp_failures_address",
         }
     }
 }
@@ -206,8 +219,10 @@ impl RateLimiter {
             Policy::Refresh => c.refresh,
             Policy::Validate => c.validate,
             Policy::PasswordFailures => c.password_failures,
+            Policy::PasswordFailuresAccount => c.password_failures_account,
             Policy::OtpSends => c.otp_sends,
             Policy::OtpFailures => c.otp_failures,
+            Policy::OtpFailuresAddress => c.otp_failures_address,
         }
     }
 
@@ -252,18 +267,40 @@ impl RateLimiter {
         }
     }
 
-    /// Counts a failure (or any event) without refusing anything now.
-    pub async fn record(&self, policy: Policy, subject: &str) {
+    /// The counter of `key` without changing it; `None` (and a warning) when the
+    /// counters cannot be read, since limits must not take the service down.
+    async fn peek_or_warn(
+        &self,
+        policy: Policy,
+        key: &str,
+        window: Duration,
+    ) -> Option<WindowCount> {
+        match self.counters.peek(key, window, self.clock.now()).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, policy = policy.name(), "rate limit not enforced");
+                None
+            }
+        }
+    }
+
+    /// Counts a failure (or any event) without refusing anything now; the count after
+    /// it, when the counters could be reached.
+    pub async fn record(&self, policy: Policy, subject: &str) -> Option<WindowCount> {
         if !self.config.enabled {
-            return;
+            return None;
         }
         let rate = self.rate(policy);
-        if let Err(e) = self
+        match self
             .counters
             .increment(&Self::key(policy, subject), rate.window, self.clock.now())
             .await
         {
-            tracing::warn!(error = %e, policy = policy.name(), "rate limit event not recorded");
+            Ok(count) => Some(count),
+            Err(e) => {
+                tracing::warn!(error = %e, policy = policy.name(), "rate limit event not recorded");
+                None
+            }
         }
     }
 }

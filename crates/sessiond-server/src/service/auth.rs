@@ -1,12 +1,14 @@
 //! Ways in: registration, password login, anonymous sessions, backend-created sessions.
 
+use std::net::IpAddr;
+
 use sessiond_core::password::Password;
 use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, UserId};
 use sessiond_store::{NewUser, StoreError};
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
-use crate::ratelimit::Policy;
+use crate::ratelimit::Secret;
 
 /// What a client sends to register.
 pub struct Registration {
@@ -53,18 +55,20 @@ impl Service {
     }
 
     /// Email and password. Whether the account exists or not, a failure costs one argon2id
-    /// verification and answers the same.
+    /// verification and answers the same. `client_ip` is who is asking: failures are
+    /// limited per account and IP, so a guesser cannot lock the owner out.
     pub async fn login_password(
         &self,
         email: &str,
         password: String,
         device: Device,
+        client_ip: Option<IpAddr>,
         upgrade: Option<SessionId>,
     ) -> ServiceResult<TokenGrant> {
         let email = Email::parse(email)?;
-        // Per-account back-off: applies to unknown addresses alike, so it reveals nothing.
+        // Applies to unknown addresses alike, so it reveals nothing.
         self.limits
-            .check(Policy::PasswordFailures, email.as_str())
+            .check_failures(Secret::Password, email.as_str(), client_ip)
             .await?;
         let credentials = self.store.user_by_email(&email).await?;
         let stored_hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
@@ -75,7 +79,7 @@ impl Service {
         let Some(credentials) = credentials.filter(|_| matches) else {
             metrics::counter!("sessiond_login_failures_total", "method" => "pwd").increment(1);
             self.limits
-                .record(Policy::PasswordFailures, email.as_str())
+                .record_failure(Secret::Password, email.as_str(), client_ip)
                 .await;
             return Err(DomainError::InvalidCredentials.into());
         };

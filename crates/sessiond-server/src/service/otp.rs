@@ -1,5 +1,6 @@
 //! Login by emailed one-time code.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use sessiond_store::NewUser;
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
 use crate::mail::Mailer;
-use crate::ratelimit::Policy;
+use crate::ratelimit::{Policy, Secret};
 
 /// How codes are issued, from `[otp]`.
 pub struct OtpSettings {
@@ -131,6 +132,7 @@ impl Service {
         challenge_id: &str,
         code: &str,
         device: Option<Device>,
+        client_ip: Option<IpAddr>,
         upgrade: Option<SessionId>,
     ) -> ServiceResult<TokenGrant> {
         let presented = OtpCode::parse(code);
@@ -139,9 +141,11 @@ impl Service {
         let Some((challenge, stored_device)) = tx.lock_otp_challenge(challenge_id).await? else {
             return Err(DomainError::OtpInvalid.into());
         };
+        // Wrong codes count per address and IP (and, far higher, per address), so
+        // someone guessing on a challenge of their own cannot lock the owner out.
         let locked = self
             .limits
-            .check(Policy::OtpFailures, &challenge.email)
+            .check_failures(Secret::OtpCode, &challenge.email, client_ip)
             .await
             .is_err();
         match otp::verify(&challenge, presented.as_ref(), now, locked) {
@@ -153,7 +157,7 @@ impl Service {
                 tx.record_otp_failure(challenge_id).await?;
                 tx.commit().await?;
                 self.limits
-                    .record(Policy::OtpFailures, &challenge.email)
+                    .record_failure(Secret::OtpCode, &challenge.email, client_ip)
                     .await;
                 metrics::counter!("sessiond_login_failures_total", "method" => "otp").increment(1);
                 return Err(DomainError::from(failure).into());

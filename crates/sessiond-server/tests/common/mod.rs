@@ -309,6 +309,24 @@ impl TestApp {
         self.send(Method::POST, path, None, Some(body)).await
     }
 
+    /// A POST as client `ip`, named in `X-Forwarded-For` (the app must trust 127.0.0.1
+    /// as a proxy for it to count).
+    pub async fn post_from(&self, ip: &str, path: &str, body: Value) -> Reply {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("x-forwarded-for", ip)
+            .json(&body)
+            .send()
+            .await
+            .expect("request reaches the server");
+        Reply {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.expect("body"),
+        }
+    }
+
     pub async fn post_as(&self, path: &str, bearer: &str, body: Value) -> Reply {
         self.send(Method::POST, path, Some(bearer), Some(body))
             .await

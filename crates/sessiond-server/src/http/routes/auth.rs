@@ -70,7 +70,7 @@ pub async fn login_password(
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service
-        .login_password(&body.email, body.password, device, upgrade)
+        .login_password(&body.email, body.password, device, client.ip, upgrade)
         .await?;
     Ok(Json(grant.into()))
 }

@@ -61,7 +61,7 @@ pub async fn verify_code(
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service
-        .verify_otp(&body.challenge_id, &body.code, device, upgrade)
+        .verify_otp(&body.challenge_id, &body.code, device, client.ip, upgrade)
         .await?;
     Ok(Json(grant.into()))
 }
