@@ -2570,13 +2570,24 @@ pub async fn cancelled_transactions_leave_the_store_writable(store: &dyn Store) 
             tx.insert_user(&new_user(None)).await?;
             tx.commit().await
         });
+        // Every third round another transaction holds the store while the attempt starts,
+        // so the attempt also waits (and is cancelled while waiting) on a backend whose
+        // uncontended transactions never wait at all (SQLite's single writer).
+        let mut blocker = if round % 3 == 0 {
+            Some(store.begin().await.expect("a blocking transaction"))
+        } else {
+            None
+        };
         let mut finished = false;
-        for _ in 0..polls {
+        for poll in 0..polls {
             let step =
                 std::future::poll_fn(|cx| std::task::Poll::Ready(attempt.as_mut().poll(cx))).await;
             if step.is_ready() {
                 finished = true;
                 break;
+            }
+            if poll == polls / 2 {
+                blocker.take();
             }
             for _ in 0..(round % 5) {
                 tokio::task::yield_now().await;
@@ -2586,6 +2597,7 @@ pub async fn cancelled_transactions_leave_the_store_writable(store: &dyn Store) 
             cancelled += 1;
         }
         drop(attempt);
+        drop(blocker);
     }
     assert!(
         cancelled > 0,
