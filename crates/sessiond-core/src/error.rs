@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::code::Code;
 use crate::session::{RevokeReason, SessionSummary};
 
 /// One invalid input field, reported back to the client in the problem's `errors`.
@@ -81,33 +82,33 @@ impl DomainError {
     }
 
     /// The stable machine-readable code clients branch on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            DomainError::Validation(_) => "VALIDATION_ERROR",
-            DomainError::TokenNotProvided => "TOKEN_NOT_PROVIDED",
-            DomainError::TokenInvalid => "TOKEN_INVALID",
-            DomainError::TokenExpired { .. } => "TOKEN_EXPIRED",
-            DomainError::SessionRevoked { .. } => "SESSION_REVOKED",
-            DomainError::SessionExpired => "SESSION_EXPIRED",
-            DomainError::SessionInactive => "SESSION_INACTIVE",
-            DomainError::UserInactive => "USER_INACTIVE",
-            DomainError::RefreshTokenInvalid => "REFRESH_TOKEN_INVALID",
-            DomainError::RefreshTokenExpired => "REFRESH_TOKEN_EXPIRED",
-            DomainError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
-            DomainError::InvalidCredentials => "INVALID_CREDENTIALS",
-            DomainError::OtpInvalid => "OTP_INVALID",
-            DomainError::OtpExpired => "OTP_EXPIRED",
-            DomainError::OtpAttemptsExceeded => "OTP_ATTEMPTS_EXCEEDED",
-            DomainError::UpstreamRejected => "UPSTREAM_REJECTED",
-            DomainError::UpstreamRateLimited { .. } => "UPSTREAM_RATE_LIMITED",
-            DomainError::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
-            DomainError::RateLimited { .. } => "RATE_LIMITED",
-            DomainError::NotFound => "NOT_FOUND",
-            DomainError::Conflict(_) => "CONFLICT",
-            DomainError::SessionLimitExceeded { .. } => "SESSION_LIMIT_EXCEEDED",
-            DomainError::Forbidden => "FORBIDDEN",
-            DomainError::Overloaded => "SERVICE_OVERLOADED",
-            DomainError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            DomainError::Validation(_) => Code::ValidationError,
+            DomainError::TokenNotProvided => Code::TokenNotProvided,
+            DomainError::TokenInvalid => Code::TokenInvalid,
+            DomainError::TokenExpired { .. } => Code::TokenExpired,
+            DomainError::SessionRevoked { .. } => Code::SessionRevoked,
+            DomainError::SessionExpired => Code::SessionExpired,
+            DomainError::SessionInactive => Code::SessionInactive,
+            DomainError::UserInactive => Code::UserInactive,
+            DomainError::RefreshTokenInvalid => Code::RefreshTokenInvalid,
+            DomainError::RefreshTokenExpired => Code::RefreshTokenExpired,
+            DomainError::RefreshTokenReused => Code::RefreshTokenReused,
+            DomainError::InvalidCredentials => Code::InvalidCredentials,
+            DomainError::OtpInvalid => Code::OtpInvalid,
+            DomainError::OtpExpired => Code::OtpExpired,
+            DomainError::OtpAttemptsExceeded => Code::OtpAttemptsExceeded,
+            DomainError::UpstreamRejected => Code::UpstreamRejected,
+            DomainError::UpstreamRateLimited { .. } => Code::UpstreamRateLimited,
+            DomainError::UpstreamUnavailable => Code::UpstreamUnavailable,
+            DomainError::RateLimited { .. } => Code::RateLimited,
+            DomainError::NotFound => Code::NotFound,
+            DomainError::Conflict(_) => Code::Conflict,
+            DomainError::SessionLimitExceeded { .. } => Code::SessionLimitExceeded,
+            DomainError::Forbidden => Code::Forbidden,
+            DomainError::Overloaded => Code::ServiceOverloaded,
+            DomainError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
         }
     }
 }

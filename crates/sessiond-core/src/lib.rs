@@ -3,8 +3,10 @@
 //! rules can be tested at any instant without sleeping.
 
 pub mod clock;
+pub mod code;
 pub mod email;
 pub mod error;
+pub mod fields;
 pub mod ids;
 pub mod jwt;
 pub mod otp;
@@ -16,6 +18,7 @@ pub mod session;
 pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use code::Code;
 pub use email::Email;
 pub use error::DomainError;
 pub use ids::{RefreshTokenId, SessionId, UserId};

@@ -18,8 +18,9 @@ pub struct Password(String);
 impl Password {
     /// NIST SP 800-63B: at least 8 characters, and long passphrases must be accepted.
     pub const MIN_CHARS: usize = 8;
-    /// Bounds the hashing work an attacker can ask for per request.
-    pub const MAX_BYTES: usize = 1024;
+    /// Bounds the hashing work an attacker can ask for per request (4 KiB of UTF-8 at
+    /// most); counted in characters, as the API description's `maxLength` is.
+    pub const MAX_CHARS: usize = 1024;
 
     pub fn parse(raw: String) -> Result<Self, DomainError> {
         if raw.chars().count() < Self::MIN_CHARS {
@@ -28,10 +29,10 @@ impl Password {
                 "must be at least 8 characters",
             ));
         }
-        if raw.len() > Self::MAX_BYTES {
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(DomainError::invalid_field(
                 "password",
-                "must be at most 1024 bytes",
+                "must be at most 1024 characters",
             ));
         }
         Ok(Self(raw))
@@ -41,7 +42,7 @@ impl Password {
     /// rejected early, so a wrong-length guess looks exactly like a wrong guess.
     pub fn for_login(raw: String) -> Self {
         let mut raw = raw;
-        if raw.len() > Self::MAX_BYTES {
+        if raw.chars().count() > Self::MAX_CHARS {
             // Keep the work bounded; a too-long password can never match anyway
             // because registration refuses them.
             raw.truncate(0);

@@ -143,11 +143,6 @@ impl SessionPolicy {
         }
         None
     }
-
-    /// Whether activity at `now` must be written, given what storage last recorded.
-    pub fn activity_is_stale(&self, stored: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        now - stored >= self.activity_resolution
-    }
 }
 
 #[cfg(test)]
@@ -242,13 +237,6 @@ mod tests {
         let s = session_at(t0(), &policy);
         let late = s.expires_at - Duration::hours(1);
         assert_eq!(policy.idle_expires_at(&s, late), s.expires_at);
-    }
-
-    #[test]
-    fn activity_is_written_once_per_resolution() {
-        let policy = SessionPolicy::default();
-        assert!(!policy.activity_is_stale(t0(), t0() + Duration::seconds(59)));
-        assert!(policy.activity_is_stale(t0(), t0() + Duration::seconds(60)));
     }
 
     #[test]

@@ -29,8 +29,8 @@ use crate::password_pool::PasswordPool;
 use crate::ratelimit::{
     CounterStore, FallbackCounters, MemoryCounters, RateLimiter, RedisCounters,
 };
-use crate::service::Service;
 use crate::service::otp::OtpSettings;
+use crate::service::{Service, ServiceParts};
 use crate::{AppState, Config, Shared, open_store_with_events};
 
 /// The file in the data folder that holds the generated admin API key.
@@ -144,7 +144,7 @@ impl App {
             .as_ref()
             .map(|shared| RedisChannel::new(shared.link().clone(), &config.redis_prefix));
         let fanout = Arc::new(Fanout::new(cache, events, redis_channel));
-        let service = Service {
+        let service = Service::from(ServiceParts {
             verified: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY),
             fanout,
             limits,
@@ -160,7 +160,7 @@ impl App {
             keys,
             audience,
             admin_key,
-        };
+        });
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| AppError::Bind {
@@ -198,7 +198,7 @@ impl App {
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
-        self.state.service.store.clone()
+        self.state.service.store().clone()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits for in-flight
@@ -208,7 +208,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let background = self.spawn_background();
-        tracing::info!(addr = %self.local_addr(), storage = self.state.service.store.backend(), "sessiond listening");
+        tracing::info!(addr = %self.local_addr(), storage = self.state.service.store().backend(), "sessiond listening");
         let app = crate::http::router(self.state);
         // Shutdown drains in-flight requests, but not forever: a request that outlives
         // `shutdown_timeout` (a huge cleanup, a stuck client) does not keep the process up.
@@ -242,7 +242,7 @@ impl App {
     }
 
     fn spawn_background(&self) -> Vec<JoinHandle<()>> {
-        let fanout = &self.state.service.fanout;
+        let fanout = self.state.service.fanout();
         let mut tasks = vec![
             tokio::spawn(fanout.clone().listen()),
             tokio::spawn(fanout.clone().listen_redis()),
@@ -275,11 +275,7 @@ impl App {
             move || {
                 let service = service.clone();
                 async move {
-                    if let Err(e) = service
-                        .keys
-                        .reload(service.store.as_ref(), service.now())
-                        .await
-                    {
+                    if let Err(e) = service.reload_keys().await {
                         tracing::warn!(error = %e, "could not reload signing keys");
                     }
                 }

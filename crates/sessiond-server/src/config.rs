@@ -345,6 +345,48 @@ pub fn mask_url_password(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Every key of the configuration, dotted (`otp.ttl`); maps of named entries
+    /// (`exchange.providers`) stop at the map.
+    fn keys(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        if let Some(map) = value.as_object() {
+            for (key, inner) in map {
+                let path = format!("{prefix}{key}");
+                if inner.is_object() && path != "exchange.providers" {
+                    keys(inner, &format!("{path}."), out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_configuration_key() {
+        let readme = include_str!("../../../README.md");
+        let mut all = Vec::new();
+        keys(
+            &serde_json::to_value(Config::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        assert!(all.len() > 30, "{all:?}");
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|key| {
+                let row = match key.strip_prefix("rate_limits.") {
+                    // The rate limits have their own table, keyed without the prefix.
+                    Some(limit) if limit != "enabled" => format!("| `{limit}` |"),
+                    _ if key.as_str() == "exchange.providers" => {
+                        "| `exchange.providers.<name>` |".to_owned()
+                    }
+                    _ => format!("| `{key}` |"),
+                };
+                !readme.contains(&row)
+            })
+            .collect();
+        assert!(missing.is_empty(), "README lacks rows for {missing:?}");
+    }
+
     #[test]
     fn defaults_are_the_contract_defaults_and_valid() {
         let c = Config::default();

@@ -11,8 +11,6 @@ use sessiond_core::DomainError;
 
 /// Most of a provider's answer we are willing to read.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
-/// Longest token we forward.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -161,6 +159,13 @@ impl Exchange {
         Ok(Self { client, providers })
     }
 
+    /// The configured providers' names, sorted.
+    pub fn provider_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.providers.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     pub fn has_provider(&self, name: &str) -> bool {
         self.providers.contains_key(name)
     }
@@ -195,7 +200,7 @@ impl Exchange {
         let result = interpret(provider_name, provider, status, answer);
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         };
         tracing::info!(
             provider = provider_name,

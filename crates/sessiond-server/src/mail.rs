@@ -129,6 +129,13 @@ impl Mailer {
         matches!(self.transport, Transport::Smtp(_))
     }
 
+    /// Whether mail can be addressed to `to` at all. Sessiond's address rule is a little
+    /// wider than what mail systems take (a local part over 64 characters, RFC 5321);
+    /// such an address gets its challenge but no mail, as an unknown one would.
+    pub fn can_address(to: &str) -> bool {
+        to.parse::<lettre::Address>().is_ok()
+    }
+
     pub async fn send_code(
         &self,
         to: &str,

@@ -250,13 +250,17 @@ backend_suite! {
     async fn the_admin_key_is_required_and_compared_exactly() {
         let app = spawn_app().await;
         let wrong = format!("{}x", app.admin_key);
+        // No credentials: 401 with the challenge saying how to authenticate (RFC 9110).
+        let reply = app.send(Method::POST, "/v1/admin/cleanup", None, None).await;
+        reply.problem(401, "TOKEN_NOT_PROVIDED");
+        assert_eq!(reply.header("www-authenticate"), Some(r#"Bearer realm="sessiond""#));
+        // Credentials that are not the key: 403.
         for key in [
-            None,
-            Some("nope"),
-            Some(wrong.as_str()),
-            Some(&app.admin_key[..app.admin_key.len() - 1]),
+            "nope",
+            wrong.as_str(),
+            &app.admin_key[..app.admin_key.len() - 1],
         ] {
-            let reply = app.send(Method::POST, "/v1/admin/cleanup", key, None).await;
+            let reply = app.send(Method::POST, "/v1/admin/cleanup", Some(key), None).await;
             reply.problem(403, "FORBIDDEN");
         }
         // A user's access token is not an admin key.

@@ -818,10 +818,10 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .json(r#"{"email": "empty@example.com", "password": ""}"#)
             .expect(422, "VALIDATION_ERROR")
             .field("password"),
-        case("password over 1024 bytes", M::POST, "/v1/users")
+        case("password over 1024 characters", M::POST, "/v1/users")
             .json(format!(
                 r#"{{"email": "long@example.com", "password": "{}"}}"#,
-                "é".repeat(600)
+                "é".repeat(1025)
             ))
             .expect(422, "VALIDATION_ERROR")
             .field("password"),
@@ -994,8 +994,8 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             Some("{".to_owned()),
         ),
     ];
+    // No credentials at all is 401 (RFC 9110); credentials that are not the key, 403.
     let wrong_keys = [
-        ("no key", Auth::None),
         ("wrong key", Auth::Bearer("wrong".into())),
         (
             "key plus a char",
@@ -1017,6 +1017,12 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
         ("empty bearer", Auth::Header(b"Bearer ".to_vec())),
     ];
     for (method, path, body) in &admin_routes {
+        let mut c =
+            case("admin: no key", method.clone(), path.clone()).expect(401, "TOKEN_NOT_PROVIDED");
+        if let Some(body) = body {
+            c = c.json(body);
+        }
+        cases.push(c);
         for (key_name, auth) in &wrong_keys {
             let mut c = case(format!("admin: {key_name}"), method.clone(), path.clone())
                 .auth(auth.clone())

@@ -105,6 +105,7 @@ backend_suite! {
                 json!({"email": unique_email(), "password": "not the password"}),
             )
             .await;
+        // `problem` leaves out `instance`, which names each request.
         let a = wrong_password.problem(401, "INVALID_CREDENTIALS");
         let b = unknown_email.problem(401, "INVALID_CREDENTIALS");
         assert_eq!(a, b);

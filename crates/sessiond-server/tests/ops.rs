@@ -369,3 +369,42 @@ async fn jwks_publishes_one_ed25519_key() {
     let header = jsonwebtoken::decode_header(&access(&grant)).unwrap();
     assert_eq!(header.kid.as_deref(), Some(kid));
 }
+
+#[tokio::test]
+async fn every_answer_names_its_request_and_problems_point_at_it() {
+    let app = spawn_app().await;
+    let http = client();
+    let ask = |path: &str, id: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", app.base));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    // No id sent: one is made (a UUID) and answered.
+    let answer = ask("/healthz", None).await.unwrap();
+    let made = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+    // A plain client id is kept, and a problem names it as its instance.
+    let answer = ask("/no/such/route", Some("checkout-7.a_b")).await.unwrap();
+    assert_eq!(answer.headers()["x-request-id"], "checkout-7.a_b");
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "NOT_FOUND");
+    assert_eq!(problem["instance"], "urn:sessiond:request:checkout-7.a_b");
+    // Anything else is replaced, never echoed.
+    let odd = format!("{}\"<x>", "y".repeat(10));
+    let answer = ask("/no/such/route", Some(&odd)).await.unwrap();
+    let replaced = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(
+        problem["instance"],
+        format!("urn:sessiond:request:{replaced}")
+    );
+}

@@ -2,74 +2,44 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sessiond_core::{Device, DomainError, Session, User};
+use sessiond_core::fields::DeviceFields;
+use sessiond_core::{Session, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::ClientInfo;
 use crate::service::{SessionInfo, TokenGrant};
-
-/// Longest accepted device id, user agent or label.
-pub const MAX_DEVICE_FIELD: usize = 512;
-const MAX_NAME: usize = 256;
 
 /// The device a session is created on, as the client describes it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DeviceInput {
     /// A stable id the app chose for this installation.
+    #[schema(max_length = 512)]
     pub device_id: Option<String>,
     /// Defaults to the request's `User-Agent`.
+    #[schema(max_length = 512)]
     pub user_agent: Option<String>,
     /// A name a person recognises, e.g. "Ann's iPhone".
+    #[schema(max_length = 512)]
     pub label: Option<String>,
 }
 
-impl DeviceInput {
-    /// The device with the client's IP as the server saw it.
-    pub fn into_device(self, client: &ClientInfo) -> Result<Device, DomainError> {
-        for (field, value) in [
-            ("device.device_id", &self.device_id),
-            ("device.user_agent", &self.user_agent),
-            ("device.label", &self.label),
-        ] {
-            if value
-                .as_ref()
-                .is_some_and(|v| v.chars().count() > MAX_DEVICE_FIELD)
-            {
-                return Err(DomainError::invalid_field(
-                    field,
-                    "must be at most 512 characters",
-                ));
-            }
+impl From<DeviceInput> for DeviceFields {
+    fn from(d: DeviceInput) -> Self {
+        Self {
+            device_id: d.device_id,
+            user_agent: d.user_agent,
+            label: d.label,
         }
-        Ok(Device {
-            device_id: self.device_id,
-            user_agent: self.user_agent.or_else(|| client.user_agent.clone()),
-            ip: client.ip.map(|ip| ip.to_string()),
-            label: self.label,
-        })
     }
-}
-
-pub fn device_of(input: Option<DeviceInput>, client: &ClientInfo) -> Result<Device, DomainError> {
-    input.unwrap_or_default().into_device(client)
-}
-
-pub fn check_name(name: &Option<String>) -> Result<(), DomainError> {
-    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
-        return Err(DomainError::invalid_field(
-            "name",
-            "must be at most 256 characters",
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     pub email: String,
-    /// At least 8 characters, at most 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    /// A display name.
+    #[schema(max_length = 256)]
     pub name: Option<String>,
     pub device: Option<DeviceInput>,
 }
@@ -123,7 +93,14 @@ pub struct PatchUserRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RevokeSessionsQuery {
     /// `current` keeps the calling session.
-    pub except: Option<String>,
+    pub except: Option<Except>,
+}
+
+/// The sessions `DELETE /v1/sessions` leaves alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Except {
+    Current,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -367,6 +344,7 @@ pub struct ExchangeRequest {
     /// A provider name from the `[exchange.providers]` configuration.
     pub provider: String,
     /// The partner app's token for its user.
+    #[schema(min_length = 1, max_length = 8192)]
     pub token: String,
     pub device: Option<DeviceInput>,
 }

@@ -10,10 +10,12 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Req
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
-use sessiond_core::DomainError;
+use sessiond_core::fields::DeviceFields;
+use sessiond_core::{Device, DomainError};
 
 use super::client_ip::client_ip;
-use super::problem::ApiError;
+use super::dto::DeviceInput;
+use super::problem::{ApiError, Refusal};
 use crate::AppState;
 use crate::ratelimit::Policy;
 use crate::service::Authenticated;
@@ -23,19 +25,12 @@ pub struct ApiJson<T>(pub T);
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::from(DomainError::PayloadTooLarge { limit_bytes: 0 })
-                .with_detail("the request body is too large")
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::validation(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected a body with `Content-Type: application/json`",
-        ),
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            ApiError::validation(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text())
-        }
-        _ => ApiError::validation(StatusCode::BAD_REQUEST, rejection.body_text()),
+        StatusCode::PAYLOAD_TOO_LARGE => Refusal::BodyTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Refusal::UnsupportedMediaType("application/json"),
+        StatusCode::UNPROCESSABLE_ENTITY => Refusal::InvalidBody(rejection.body_text()),
+        _ => Refusal::MalformedBody(rejection.body_text()),
     }
+    .into()
 }
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -73,10 +68,7 @@ fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
 }
 
 fn unsupported_media_type() -> ApiError {
-    ApiError::validation(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "expected a body with `Content-Type: application/json`",
-    )
+    Refusal::UnsupportedMediaType("application/json").into()
 }
 
 /// Request bodies described by a struct must be JSON objects: serde would also read a
@@ -88,10 +80,7 @@ fn require_object<T: 'static>(bytes: &[u8]) -> Result<(), ApiError> {
     }
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(()),
-        _ => Err(ApiError::validation(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "the body must be a JSON object",
-        )),
+        _ => Err(Refusal::InvalidBody("the body must be a JSON object".to_owned()).into()),
     }
 }
 
@@ -107,10 +96,9 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
             .map(ApiBytes)
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::from(DomainError::PayloadTooLarge { limit_bytes: 0 })
-                        .with_detail("the request body is too large")
+                    Refusal::BodyTooLarge.into()
                 } else {
-                    ApiError::validation(StatusCode::BAD_REQUEST, e.body_text())
+                    Refusal::MalformedBody(e.body_text()).into()
                 }
             })
     }
@@ -135,6 +123,11 @@ where
         if !is_json {
             return Err(unsupported_media_type());
         }
+        // The description says the body may be left out, which a JSON client may say as
+        // `null`.
+        if bytes.trim_ascii() == b"null" {
+            return Ok(OptionalJson(T::default()));
+        }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes).map_err(json_rejection)?;
         require_object::<T>(&bytes)?;
         Ok(OptionalJson(value))
@@ -155,12 +148,7 @@ where
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
-            .map_err(|e| {
-                ApiError::validation(
-                    StatusCode::BAD_REQUEST,
-                    format!("bad path parameter: {}", e.body_text()),
-                )
-            })
+            .map_err(|e| Refusal::BadPath(format!("bad path parameter: {}", e.body_text())).into())
     }
 }
 
@@ -178,7 +166,7 @@ where
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::validation(StatusCode::BAD_REQUEST, e.body_text()))
+            .map_err(|e| Refusal::BadQuery(e.body_text()).into())
     }
 }
 
@@ -243,9 +231,15 @@ impl FromRequestParts<AppState> for AdminKey {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // No credentials is a 401 (RFC 9110) that says how to authenticate; a credential
+        // that is not the key is a 403.
         match bearer_token(parts) {
             Some(key) if state.service.is_admin_key(key) => Ok(AdminKey),
-            _ => Err(DomainError::Forbidden.into()),
+            Some(_) => Err(DomainError::Forbidden.into()),
+            None if parts.headers.contains_key(header::AUTHORIZATION) => {
+                Err(DomainError::Forbidden.into())
+            }
+            None => Err(ApiError::from_bearer(DomainError::TokenNotProvided)),
         }
     }
 }
@@ -271,8 +265,17 @@ impl FromRequestParts<AppState> for ClientInfo {
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(super::dto::MAX_DEVICE_FIELD).collect());
+            .map(str::to_owned);
         Ok(ClientInfo { ip, user_agent })
+    }
+}
+
+impl ClientInfo {
+    /// The device of a new session: what the client said of it, with this request's
+    /// `User-Agent` and IP.
+    pub fn device(&self, described: Option<DeviceInput>) -> Result<Device, DomainError> {
+        DeviceFields::from(described.unwrap_or_default())
+            .into_device(self.user_agent.as_deref(), self.ip.map(|ip| ip.to_string()))
     }
 }
 
@@ -311,7 +314,7 @@ impl<P: IpPolicy> FromRequestParts<AppState> for Limited<P> {
         let subject = client
             .ip
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        state.service.limits.hit(P::POLICY, &subject).await?;
+        state.service.hit_ip_limit(P::POLICY, &subject).await?;
         Ok(Limited(std::marker::PhantomData))
     }
 }

@@ -4,63 +4,32 @@ pub mod client_ip;
 pub mod dto;
 pub mod extract;
 pub mod json;
+mod openapi;
 pub mod problem;
+mod request_id;
 mod request_metrics;
 mod rfc3339;
 mod routes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use self::problem::{ApiError, route_not_found};
+use self::problem::{ApiError, method_not_allowed, route_not_found};
 use self::routes::{admin, auth, exchange, ops, otp, session, tokens};
 use crate::AppState;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "sessiond",
-        description = "Sessions and tokens: logins, rotating refresh tokens, immediate revocation, per-device session lists. Every error is `application/problem+json` with a stable `code`.",
-    ),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "login", description = "Ways to start a session"),
-        (name = "tokens", description = "Refresh, validation and introspection"),
-        (name = "session", description = "The calling session and the person's other sessions"),
-        (name = "admin", description = "Trusted backends (admin API key)"),
-        (name = "operations", description = "Health, metrics, keys"),
-    )
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        let mut bearer = Http::new(HttpAuthScheme::Bearer);
-        bearer.bearer_format = Some("JWT".into());
-        bearer.description = Some("An access token".into());
-        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
-        let mut admin = Http::new(HttpAuthScheme::Bearer);
-        admin.description = Some("The admin API key".into());
-        components.add_security_scheme("admin_key", SecurityScheme::Http(admin));
-    }
-}
-
 /// The API's routes and the OpenAPI document describing exactly those routes.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(auth::register))
         .routes(routes!(auth::login_password))
         .routes(routes!(auth::create_anonymous))
@@ -88,10 +57,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api_routes, openapi) = api();
+    let (api_routes, document) = api();
+    let facts = openapi::Facts {
+        exchange_providers: state.service.exchange_providers(),
+    };
+    let document = openapi::complete(document, &facts);
     let max_body = state.max_body_bytes;
     api_routes
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Token responses and session answers must never be cached (contract); nothing
@@ -102,17 +75,22 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(request_metrics::RequestMetricsLayer)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))
+        .layer(request_id::RequestIdLayer)
         .with_state(state)
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::http(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        "this method is not allowed here",
-    )
+/// Every log line written while answering a request names it: its id (as answered in
+/// `X-Request-Id` and a problem's `instance`), method and path (never the query, which
+/// is no place for secrets but may be sent one anyway).
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&request_id::X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", request_id = id, method = %req.method(), path = req.uri().path())
 }

@@ -3,37 +3,101 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sessiond_core::DomainError;
+use sessiond_core::{Code, DomainError};
 use sessiond_store::StoreError;
-use utoipa::ToSchema;
 
+use super::request_id;
 use crate::service::{Service, ServiceError};
 
 /// An RFC 9457 problem document.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: &'static str,
     pub status: u16,
-    /// Stable machine-readable code, e.g. `TOKEN_EXPIRED`.
-    pub code: &'static str,
+    pub code: Code,
     pub detail: String,
+    /// The request this answer belongs to (`urn:sessiond:request:<X-Request-Id>`), for
+    /// finding its log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A request the HTTP layer refuses before a handler's own rules run: each kind has one
+/// status and code, so call sites say what went wrong, not how to answer it.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The body is not JSON, or not of the expected types (400).
+    MalformedBody(String),
+    /// JSON of the right types breaking a structural rule, e.g. not an object (422).
+    InvalidBody(String),
+    /// The body's `Content-Type` is not one the operation takes (415).
+    UnsupportedMediaType(&'static str),
+    /// A path parameter that does not parse, e.g. a malformed UUID (400).
+    BadPath(String),
+    /// A query string that does not parse or names an unknown value (400).
+    BadQuery(String),
+    /// No route has this path (404).
+    NoRoute,
+    /// The route exists but not with this method (405).
+    MethodNotAllowed,
+    /// The body is larger than `max_body_bytes` (413).
+    BodyTooLarge,
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::MalformedBody(_) | Refusal::BadPath(_) | Refusal::BadQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Refusal::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Refusal::NoRoute => StatusCode::NOT_FOUND,
+            Refusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    fn code(&self) -> Code {
+        match self {
+            Refusal::MalformedBody(_)
+            | Refusal::InvalidBody(_)
+            | Refusal::UnsupportedMediaType(_)
+            | Refusal::BadPath(_)
+            | Refusal::BadQuery(_) => Code::ValidationError,
+            Refusal::NoRoute => Code::NotFound,
+            Refusal::MethodNotAllowed => Code::MethodNotAllowed,
+            Refusal::BodyTooLarge => Code::PayloadTooLarge,
+        }
+    }
+
+    fn detail(self) -> String {
+        match self {
+            Refusal::MalformedBody(text)
+            | Refusal::InvalidBody(text)
+            | Refusal::BadPath(text)
+            | Refusal::BadQuery(text) => text,
+            Refusal::UnsupportedMediaType(expected) => {
+                format!("expected a body with `Content-Type: {expected}`")
+            }
+            Refusal::NoRoute => "no such endpoint".to_owned(),
+            Refusal::MethodNotAllowed => "this method is not allowed here".to_owned(),
+            Refusal::BodyTooLarge => "the request body is too large".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug)]
 enum Failure {
     Domain(DomainError),
     Store(StoreError),
-    /// A request the HTTP layer itself refused (bad JSON, bad path, unknown route…).
-    Http {
-        status: StatusCode,
-        code: &'static str,
-        detail: String,
-    },
+    Refused(Refusal),
+    /// A failure of our own, its cause logged where it happened.
+    Internal,
 }
 
 /// Every handler's error. `bearer` marks failures caused by the presented bearer token,
@@ -42,40 +106,20 @@ enum Failure {
 pub struct ApiError {
     failure: Failure,
     bearer: bool,
-    detail_override: Option<String>,
 }
 
 impl ApiError {
-    pub fn http(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    fn new(failure: Failure) -> Self {
         Self {
-            failure: Failure::Http {
-                status,
-                code,
-                detail: detail.into(),
-            },
+            failure,
             bearer: false,
-            detail_override: None,
         }
-    }
-
-    pub fn validation(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self::http(status, "VALIDATION_ERROR", detail)
-    }
-
-    /// Replaces the human-readable detail, keeping status and code.
-    pub fn with_detail(mut self, text: &str) -> Self {
-        self.detail_override = Some(text.to_owned());
-        self
     }
 
     /// A failure of our own (a panic, an answer that would not serialise): 500 with a
     /// fixed text, the cause logged where it happened and never echoed.
     pub fn internal() -> Self {
-        Self::http(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_ERROR",
-            "an internal error occurred",
-        )
+        Self::new(Failure::Internal)
     }
 
     pub fn not_found() -> Self {
@@ -91,101 +135,35 @@ impl ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::new(Failure::Refused(refusal))
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        Self {
-            failure: Failure::Domain(e),
-            bearer: false,
-            detail_override: None,
-        }
+        Self::new(Failure::Domain(e))
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        let failure = match e {
+        Self::new(match e {
             ServiceError::Domain(d) => Failure::Domain(d),
             ServiceError::Store(s) => Failure::Store(s),
-        };
-        Self {
-            failure,
-            bearer: false,
-            detail_override: None,
-        }
-    }
-}
-
-fn status_of(e: &DomainError) -> StatusCode {
-    match e {
-        DomainError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        DomainError::TokenNotProvided
-        | DomainError::TokenInvalid
-        | DomainError::TokenExpired { .. }
-        | DomainError::SessionRevoked { .. }
-        | DomainError::SessionExpired
-        | DomainError::SessionInactive
-        | DomainError::UserInactive
-        | DomainError::RefreshTokenInvalid
-        | DomainError::RefreshTokenExpired
-        | DomainError::RefreshTokenReused
-        | DomainError::InvalidCredentials
-        | DomainError::OtpInvalid
-        | DomainError::OtpExpired
-        | DomainError::UpstreamRejected => StatusCode::UNAUTHORIZED,
-        DomainError::OtpAttemptsExceeded
-        | DomainError::UpstreamRateLimited { .. }
-        | DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        DomainError::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        DomainError::NotFound => StatusCode::NOT_FOUND,
-        DomainError::Conflict(_) | DomainError::SessionLimitExceeded { .. } => StatusCode::CONFLICT,
-        DomainError::Forbidden => StatusCode::FORBIDDEN,
-        DomainError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-        DomainError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-    }
-}
-
-fn title_of(code: &str) -> &'static str {
-    match code {
-        "VALIDATION_ERROR" => "The request is invalid",
-        "TOKEN_NOT_PROVIDED" => "No token was provided",
-        "TOKEN_INVALID" => "The token is invalid",
-        "TOKEN_EXPIRED" => "The token has expired",
-        "SESSION_REVOKED" => "The session was revoked",
-        "SESSION_EXPIRED" => "The session has expired",
-        "SESSION_INACTIVE" => "The session timed out from inactivity",
-        "USER_INACTIVE" => "The user is deactivated",
-        "REFRESH_TOKEN_INVALID" => "The refresh token is invalid",
-        "REFRESH_TOKEN_EXPIRED" => "The refresh token has expired",
-        "REFRESH_TOKEN_REUSED" => "The refresh token was already used",
-        "INVALID_CREDENTIALS" => "Invalid credentials",
-        "OTP_INVALID" => "The code is invalid",
-        "OTP_EXPIRED" => "The code has expired",
-        "OTP_ATTEMPTS_EXCEEDED" => "Too many wrong codes",
-        "UPSTREAM_REJECTED" => "The identity provider rejected the token",
-        "UPSTREAM_RATE_LIMITED" => "The identity provider is rate limiting",
-        "UPSTREAM_UNAVAILABLE" => "An upstream service is unavailable",
-        "RATE_LIMITED" => "Too many requests",
-        "NOT_FOUND" => "Not found",
-        "CONFLICT" => "Conflict",
-        "SESSION_LIMIT_EXCEEDED" => "Too many sessions",
-        "FORBIDDEN" => "Forbidden",
-        "PAYLOAD_TOO_LARGE" => "Payload too large",
-        "METHOD_NOT_ALLOWED" => "Method not allowed",
-        "STORAGE_UNAVAILABLE" => "Storage is unavailable",
-        "SERVICE_OVERLOADED" => "The server is overloaded",
-        _ => "Internal error",
+        })
     }
 }
 
 impl ApiError {
     fn into_problem(self) -> (StatusCode, Problem, Option<u64>, Option<(String, String)>) {
-        let detail_override = self.detail_override;
         let mut extra = serde_json::Map::new();
         let mut retry_after = None;
         let mut rate_headers = None;
         let (status, code, detail) = match self.failure {
             Failure::Domain(e) => {
-                let status = status_of(&e);
+                let code = e.code();
                 match &e {
                     DomainError::Validation(errors) => {
                         extra.insert(
@@ -231,42 +209,43 @@ impl ApiError {
                 if let Some(reason) = Service::revoked_reason(&e) {
                     extra.insert("revoked_reason".into(), reason.as_str().into());
                 }
-                (status, e.code(), e.to_string())
+                (code.status(), code, e.to_string())
             }
-            Failure::Store(StoreError::Conflict(what)) => (
-                StatusCode::CONFLICT,
-                "CONFLICT",
-                format!("{what} already exists"),
-            ),
+            Failure::Store(StoreError::Conflict(what)) => {
+                let code = Code::Conflict;
+                (code.status(), code, format!("{what} already exists"))
+            }
             Failure::Store(StoreError::Unavailable(cause)) => {
                 tracing::error!(error = %cause, "storage unavailable");
                 retry_after = Some(1);
+                let code = Code::StorageUnavailable;
                 (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "STORAGE_UNAVAILABLE",
+                    code.status(),
+                    code,
                     "storage is unavailable; retry shortly".to_owned(),
                 )
             }
             Failure::Store(other) => {
                 tracing::error!(error = %other, "storage failure");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "an internal error occurred".to_owned(),
-                )
+                internal_error()
             }
-            Failure::Http {
-                status,
-                code,
-                detail,
-            } => (status, code, detail),
+            Failure::Internal => internal_error(),
+            Failure::Refused(refusal) => {
+                let status = refusal.status().as_u16();
+                (status, refusal.code(), refusal.detail())
+            }
         };
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let problem = Problem {
-            kind: format!("urn:sessiond:problem:{}", code.to_ascii_lowercase()),
-            title: title_of(code),
+            kind: format!(
+                "urn:sessiond:problem:{}",
+                code.as_str().to_ascii_lowercase()
+            ),
+            title: code.title(),
             status: status.as_u16(),
             code,
-            detail: detail_override.unwrap_or(detail),
+            detail,
+            instance: request_id::current().map(|id| format!("urn:sessiond:request:{id}")),
             extra,
         };
         (status, problem, retry_after, rate_headers)
@@ -285,7 +264,7 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         if bearer && status == StatusCode::UNAUTHORIZED {
-            let challenge = if problem.code == "TOKEN_NOT_PROVIDED" {
+            let challenge = if problem.code == Code::TokenNotProvided {
                 r#"Bearer realm="sessiond""#.to_owned()
             } else {
                 format!(
@@ -313,7 +292,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+fn internal_error() -> (u16, Code, String) {
+    let code = Code::InternalError;
+    (code.status(), code, "an internal error occurred".to_owned())
+}
+
 /// Fallback for unknown paths.
 pub async fn route_not_found() -> ApiError {
-    ApiError::http(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+    Refusal::NoRoute.into()
+}
+
+/// Fallback for a known path with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
+    Refusal::MethodNotAllowed.into()
 }

@@ -1,12 +1,12 @@
 //! Login by a partner app's token, vouched for by the partner's identity API.
 
-use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, UserId};
+use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, UserId, fields};
 use sessiond_store::{NewUser, UserProfile};
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
 use crate::cache::Invalidation;
-use crate::exchange::{ExternalIdentity, MAX_TOKEN_BYTES};
+use crate::exchange::ExternalIdentity;
 
 impl Service {
     pub async fn exchange(
@@ -19,9 +19,7 @@ impl Service {
         if !self.exchange.has_provider(provider) {
             return Err(DomainError::invalid_field("provider", "unknown provider").into());
         }
-        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(DomainError::invalid_field("token", "must be 1 to 8192 bytes").into());
-        }
+        fields::exchange_token(token)?;
         let identity = self.exchange.identify(provider, token).await?;
         let user = self.user_for_identity(&identity).await?;
         if !user.active {

@@ -2,14 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use sessiond_core::{DomainError, RevokeReason, SessionId, User, UserId};
+use sessiond_core::{DomainError, RevokeReason, SessionId, User, UserId, fields};
 use sessiond_store::PurgeBefore;
 
 use super::{Authenticated, Service, ServiceResult, SessionInfo};
 use crate::cache::Invalidation;
 
 /// Largest app-data object a session may carry.
-pub const MAX_SESSION_DATA_BYTES: usize = 16 * 1024;
 /// Rows per purge batch: a batch is about a millisecond of work, shorter than a
 /// scheduler time slice, so a running batch delays the token checks beside it little.
 const PURGE_BATCH: u32 = 250;
@@ -95,7 +94,7 @@ impl Service {
         auth: &Authenticated,
         data: serde_json::Value,
     ) -> ServiceResult<serde_json::Value> {
-        validate_session_data(&data)?;
+        fields::session_data(&data)?;
         let mut tx = self.store.begin().await?;
         if !tx.set_session_data(auth.session.id, &data).await? {
             return Err(DomainError::NotFound.into());
@@ -222,17 +221,4 @@ impl Service {
         tracing::info!(user_id = %user, reason = reason.as_str(), revoked = revoked.len(), "user sessions revoked");
         Ok(revoked.len())
     }
-}
-
-/// App data is a JSON object of at most 16 KiB (serialised).
-pub fn validate_session_data(data: &serde_json::Value) -> Result<(), DomainError> {
-    if !data.is_object() {
-        return Err(DomainError::invalid_field("data", "must be a JSON object"));
-    }
-    if data.to_string().len() > MAX_SESSION_DATA_BYTES {
-        return Err(DomainError::PayloadTooLarge {
-            limit_bytes: MAX_SESSION_DATA_BYTES,
-        });
-    }
-    Ok(())
 }

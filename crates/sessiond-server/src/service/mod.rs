@@ -45,7 +45,8 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-pub struct Service {
+/// What a [`Service`] is made of; the application assembles it at start.
+pub struct ServiceParts {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub policy: SessionPolicy,
@@ -64,7 +65,96 @@ pub struct Service {
     pub exchange: crate::exchange::Exchange,
 }
 
+pub struct Service {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: SessionPolicy,
+    keys: KeyManager,
+    passwords: PasswordPool,
+    activity: ActivityTracker,
+    audience: TokenAudience,
+    admin_key: TokenHash,
+    session_retention: chrono::Duration,
+    limits: RateLimiter,
+    /// Announces session and user changes to every instance's cache.
+    fanout: Arc<Fanout>,
+    /// Access tokens already verified, to skip the signature check on repeat presentations.
+    verified: crate::cache::VerifiedTokens,
+    otp: otp::OtpSettings,
+    exchange: crate::exchange::Exchange,
+}
+
+impl From<ServiceParts> for Service {
+    fn from(p: ServiceParts) -> Self {
+        Self {
+            store: p.store,
+            clock: p.clock,
+            policy: p.policy,
+            keys: p.keys,
+            passwords: p.passwords,
+            activity: p.activity,
+            audience: p.audience,
+            admin_key: p.admin_key,
+            session_retention: p.session_retention,
+            limits: p.limits,
+            fanout: p.fanout,
+            verified: p.verified,
+            otp: p.otp,
+            exchange: p.exchange,
+        }
+    }
+}
+
 impl Service {
+    /// Whether storage answers: what readiness reports.
+    pub async fn ready(&self) -> Result<(), sessiond_store::StoreError> {
+        self.store.ping().await
+    }
+
+    /// The signing keys in force, whose public halves verifiers fetch.
+    pub fn keys(&self) -> Arc<sessiond_core::jwt::KeyRing> {
+        self.keys.current()
+    }
+
+    /// Re-reads the signing keys from storage (a rotation by another instance).
+    pub async fn reload_keys(&self) -> Result<(), crate::keys::KeysError> {
+        self.keys.reload(self.store.as_ref(), self.now()).await
+    }
+
+    /// The issuer and audience of the tokens this server signs.
+    pub fn audience(&self) -> &TokenAudience {
+        &self.audience
+    }
+
+    /// Counts a request against a per-client-IP limit.
+    pub async fn hit_ip_limit(
+        &self,
+        policy: crate::ratelimit::Policy,
+        client: &str,
+    ) -> Result<(), DomainError> {
+        self.limits.hit(policy, client).await
+    }
+
+    /// The configured exchange providers' names.
+    pub fn exchange_providers(&self) -> Vec<String> {
+        self.exchange.provider_names()
+    }
+
+    /// The storage behind the service, for the application's start-up and its tests.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The change announcements between instances, whose listeners the application runs.
+    pub fn fanout(&self) -> &Arc<Fanout> {
+        &self.fanout
+    }
+
+    /// Whether the session cache is kept exact by change announcements yet.
+    pub fn cache_is_usable(&self) -> bool {
+        self.fanout.cache().is_usable()
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

@@ -79,7 +79,12 @@ impl Service {
                 .into());
             }
         }
-        let deliver = self.otp.create_users || self.store.user_by_email(&email).await?.is_some();
+        let known = self.otp.create_users || self.store.user_by_email(&email).await?.is_some();
+        let addressable = Mailer::can_address(email.as_str());
+        if known && !addressable {
+            tracing::warn!("one-time code not mailed: mail systems refuse the address");
+        }
+        let deliver = known && addressable;
 
         let code = OtpCode::generate(self.otp.code_length);
         let id = uuid::Uuid::now_v7().to_string();

@@ -70,6 +70,9 @@ impl Reply {
 
     /// Asserts a problem+json answer with this status and code; returns the body.
     #[track_caller]
+    /// Checks a problem answer and returns its body without `instance`, which names the
+    /// request (it must, and must match `X-Request-Id`) and so differs between answers
+    /// that are otherwise the same.
     pub fn problem(&self, status: u16, code: &str) -> Value {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
         assert_eq!(
@@ -81,6 +84,15 @@ impl Reply {
         let body = self.json();
         assert_eq!(body["code"], code, "body: {}", self.text);
         assert_eq!(body["status"], status);
+        let mut body = body;
+        let instance = body.as_object_mut().and_then(|b| b.remove("instance"));
+        let request_id = self.header("x-request-id").unwrap_or_default();
+        assert_eq!(
+            instance.as_ref().and_then(Value::as_str),
+            Some(format!("urn:sessiond:request:{request_id}").as_str()),
+            "body: {}",
+            self.text
+        );
         body
     }
 
@@ -283,7 +295,7 @@ impl TestApp {
     /// works end to end).
     pub async fn wait_for_cache(&self) {
         for _ in 0..100 {
-            if self.service().fanout.cache().is_usable() {
+            if self.service().cache_is_usable() {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -293,11 +305,7 @@ impl TestApp {
 
     /// Makes this instance reload its signing keys now (as its periodic job would).
     pub async fn state_reload_keys(&self) {
-        self.keys_reloader
-            .keys
-            .reload(self.store.as_ref(), self.clock_now())
-            .await
-            .expect("keys reload");
+        self.keys_reloader.reload_keys().await.expect("keys reload");
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {

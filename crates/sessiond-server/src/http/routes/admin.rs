@@ -3,17 +3,16 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sessiond_core::{SessionId, UserId};
+use sessiond_core::{SessionId, UserId, fields};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::http::dto::{
     AdminSessionRequest, CleanupResult, PatchUserRequest, RevokedCount, SessionList, SessionView,
-    TokenResponse, UserView, device_of,
+    TokenResponse, UserView,
 };
 use crate::http::extract::{AdminKey, ApiJson, ApiPath, ClientInfo};
-use crate::http::problem::{ApiError, Problem};
-use crate::service::manage::validate_session_data;
+use crate::http::problem::ApiError;
 
 /// Create a session for a user the backend authenticated itself.
 #[utoipa::path(post, path = "/v1/admin/sessions", tag = "admin",
@@ -21,8 +20,8 @@ use crate::service::manage::validate_session_data;
     request_body = AdminSessionRequest,
     responses(
         (status = 201, body = TokenResponse),
-        (status = 401, description = "`USER_INACTIVE`", body = Problem),
-        (status = 403, description = "`FORBIDDEN`", body = Problem),
+        (status = 401, description = "`USER_INACTIVE`"),
+        (status = 403, description = "`FORBIDDEN`"),
     ))]
 pub async fn create_session(
     State(state): State<AppState>,
@@ -31,9 +30,9 @@ pub async fn create_session(
     ApiJson(body): ApiJson<AdminSessionRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     if let Some(data) = &body.data {
-        validate_session_data(data)?;
+        fields::session_data(data)?;
     }
-    let device = device_of(body.device, &client)?;
+    let device = client.device(body.device)?;
     let grant = state
         .service
         .admin_create_session(UserId::from_uuid(body.user_id), device, body.data)
@@ -45,7 +44,7 @@ pub async fn create_session(
 #[utoipa::path(get, path = "/v1/admin/users/{id}/sessions", tag = "admin",
     security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = SessionList), (status = 404, body = Problem)))]
+    responses((status = 200, body = SessionList), (status = 404, description = "`NOT_FOUND`: no such user")))]
 pub async fn user_sessions(
     State(state): State<AppState>,
     _admin: AdminKey,
@@ -64,7 +63,7 @@ pub async fn user_sessions(
 #[utoipa::path(delete, path = "/v1/admin/users/{id}/sessions", tag = "admin",
     security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = RevokedCount), (status = 404, body = Problem)))]
+    responses((status = 200, body = RevokedCount), (status = 404, description = "`NOT_FOUND`: no such user")))]
 pub async fn revoke_user_sessions(
     State(state): State<AppState>,
     _admin: AdminKey,
@@ -81,7 +80,7 @@ pub async fn revoke_user_sessions(
 #[utoipa::path(delete, path = "/v1/admin/sessions/{id}", tag = "admin",
     security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 204, description = "Revoked"), (status = 404, body = Problem)))]
+    responses((status = 204, description = "Revoked"), (status = 404, description = "`NOT_FOUND`: no such session")))]
 pub async fn revoke_session(
     State(state): State<AppState>,
     _admin: AdminKey,
@@ -99,7 +98,7 @@ pub async fn revoke_session(
     security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     request_body = PatchUserRequest,
-    responses((status = 200, body = UserView), (status = 404, body = Problem)))]
+    responses((status = 200, body = UserView), (status = 404, description = "`NOT_FOUND`: no such user")))]
 pub async fn patch_user(
     State(state): State<AppState>,
     _admin: AdminKey,

@@ -4,15 +4,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use sessiond_core::fields;
+
 use crate::AppState;
 use crate::http::dto::{
-    AnonymousSessionRequest, PasswordLoginRequest, RegisterRequest, TokenResponse, check_name,
-    device_of,
+    AnonymousSessionRequest, PasswordLoginRequest, RegisterRequest, TokenResponse,
 };
 use crate::http::extract::{
     AnonymousGroup, ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer, OptionalJson,
 };
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::ApiError;
 use crate::service::auth::Registration;
 
 /// Register a user with email and password; logs them in.
@@ -22,9 +23,9 @@ use crate::service::auth::Registration;
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered and logged in", body = TokenResponse),
-        (status = 409, description = "`CONFLICT`: the email is taken", body = Problem),
-        (status = 429, description = "`RATE_LIMITED`", body = Problem),
-        (status = 422, description = "`VALIDATION_ERROR`", body = Problem),
+        (status = 409, description = "`CONFLICT`: the email is taken"),
+        (status = 429, description = "`RATE_LIMITED`"),
+        (status = 422, description = "`VALIDATION_ERROR`"),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -33,13 +34,12 @@ pub async fn register(
     client: ClientInfo,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
-    check_name(&body.name)?;
-    let device = device_of(body.device, &client)?;
+    let device = client.device(body.device)?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let registration = Registration {
         email: body.email,
         password: body.password,
-        name: body.name,
+        name: fields::display_name(body.name)?,
         device,
     };
     let grant = state.service.register(registration, upgrade).await?;
@@ -54,10 +54,10 @@ pub async fn register(
     request_body = PasswordLoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 401, description = "`INVALID_CREDENTIALS` or `USER_INACTIVE`", body = Problem),
-        (status = 409, description = "`SESSION_LIMIT_EXCEEDED` (with `sessions`)", body = Problem),
-        (status = 429, description = "`RATE_LIMITED`: per client IP, or failed logins per account", body = Problem),
-        (status = 503, description = "`SERVICE_OVERLOADED`: too many logins at once", body = Problem),
+        (status = 401, description = "`INVALID_CREDENTIALS` or `USER_INACTIVE`"),
+        (status = 409, description = "`SESSION_LIMIT_EXCEEDED` (with `sessions`)"),
+        (status = 429, description = "`RATE_LIMITED`: per client IP, or failed logins per account"),
+        (status = 503, description = "`SERVICE_OVERLOADED`: too many logins at once"),
     ))]
 pub async fn login_password(
     State(state): State<AppState>,
@@ -66,7 +66,7 @@ pub async fn login_password(
     client: ClientInfo,
     ApiJson(body): ApiJson<PasswordLoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let device = device_of(body.device, &client)?;
+    let device = client.device(body.device)?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service
@@ -80,7 +80,7 @@ pub async fn login_password(
     request_body(content = Option<AnonymousSessionRequest>, description = "May be omitted"),
     responses(
         (status = 201, description = "Anonymous session created (`user: null`)", body = TokenResponse),
-        (status = 429, description = "`RATE_LIMITED`", body = Problem),
+        (status = 429, description = "`RATE_LIMITED`"),
     ))]
 pub async fn create_anonymous(
     State(state): State<AppState>,
@@ -88,7 +88,7 @@ pub async fn create_anonymous(
     client: ClientInfo,
     OptionalJson(body): OptionalJson<AnonymousSessionRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
-    let device = device_of(body.device, &client)?;
+    let device = client.device(body.device)?;
     let grant = state.service.create_anonymous(device).await?;
     Ok((StatusCode::CREATED, Json(grant.into())))
 }

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::AppState;
-use crate::http::dto::{ExchangeRequest, TokenResponse, device_of};
+use crate::http::dto::{ExchangeRequest, TokenResponse};
 use crate::http::extract::{ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::ApiError;
 
 /// Exchange a partner app's user token for a session, after the named provider's
 /// identity API vouched for it.
@@ -14,10 +14,10 @@ use crate::http::problem::{ApiError, Problem};
     request_body = ExchangeRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 401, description = "`UPSTREAM_REJECTED`: the provider refused the token; `USER_INACTIVE`", body = Problem),
-        (status = 422, description = "`VALIDATION_ERROR`: unknown provider, empty token", body = Problem),
-        (status = 429, description = "`UPSTREAM_RATE_LIMITED` (with the provider's `Retry-After`) or `RATE_LIMITED`", body = Problem),
-        (status = 503, description = "`UPSTREAM_UNAVAILABLE`: the provider failed, timed out or answered garbage", body = Problem),
+        (status = 401, description = "`UPSTREAM_REJECTED`: the provider refused the token; `USER_INACTIVE`"),
+        (status = 422, description = "`VALIDATION_ERROR`: unknown provider, empty token"),
+        (status = 429, description = "`UPSTREAM_RATE_LIMITED` (with the provider's `Retry-After`) or `RATE_LIMITED`"),
+        (status = 503, description = "`UPSTREAM_UNAVAILABLE`: the provider failed, timed out or answered garbage"),
     ))]
 pub async fn exchange_token(
     State(state): State<AppState>,
@@ -26,7 +26,7 @@ pub async fn exchange_token(
     client: ClientInfo,
     ApiJson(body): ApiJson<ExchangeRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let device = device_of(body.device, &client)?;
+    let device = client.device(body.device)?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service

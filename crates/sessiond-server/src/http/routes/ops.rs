@@ -23,7 +23,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         .redis
         .as_ref()
         .map_or("not_configured", |health| health.status());
-    match state.service.store.ping().await {
+    match state.service.ready().await {
         Ok(()) => (
             StatusCode::OK,
             Json(Readiness {
@@ -66,7 +66,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
     responses((status = 200, description = "JWK set", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let keys = state.service.keys.current();
+    let keys = state.service.keys();
     let mut response = Json(keys.jwks().clone()).into_response();
     // Verifiers may cache briefly; rotation keeps old keys published for a token lifetime.
     response.headers_mut().insert(

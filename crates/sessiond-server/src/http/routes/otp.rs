@@ -5,11 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::AppState;
-use crate::http::dto::{
-    OtpChallengeResponse, OtpRequest, OtpVerifyRequest, TokenResponse, device_of,
-};
+use crate::http::dto::{OtpChallengeResponse, OtpRequest, OtpVerifyRequest, TokenResponse};
 use crate::http::extract::{ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::ApiError;
 
 /// Mail a one-time code to an address.
 ///
@@ -19,9 +17,9 @@ use crate::http::problem::{ApiError, Problem};
     request_body = OtpRequest,
     responses(
         (status = 202, description = "A code was mailed", body = OtpChallengeResponse),
-        (status = 422, description = "`VALIDATION_ERROR`", body = Problem),
-        (status = 429, description = "`RATE_LIMITED`: per IP, per address, or the resend cooldown", body = Problem),
-        (status = 503, description = "`UPSTREAM_UNAVAILABLE`: the mail could not be sent", body = Problem),
+        (status = 422, description = "`VALIDATION_ERROR`"),
+        (status = 429, description = "`RATE_LIMITED`: per IP, per address, or the resend cooldown"),
+        (status = 503, description = "`UPSTREAM_UNAVAILABLE`: the mail could not be sent"),
     ))]
 pub async fn request_code(
     State(state): State<AppState>,
@@ -29,7 +27,7 @@ pub async fn request_code(
     client: ClientInfo,
     ApiJson(body): ApiJson<OtpRequest>,
 ) -> Result<(StatusCode, Json<OtpChallengeResponse>), ApiError> {
-    let device = device_of(body.device, &client)?;
+    let device = client.device(body.device)?;
     let issued = state.service.request_otp(&body.email, device).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -47,8 +45,8 @@ pub async fn request_code(
     request_body = OtpVerifyRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 401, description = "`OTP_INVALID`, `OTP_EXPIRED`, `USER_INACTIVE`", body = Problem),
-        (status = 429, description = "`OTP_ATTEMPTS_EXCEEDED` or `RATE_LIMITED`", body = Problem),
+        (status = 401, description = "`OTP_INVALID`, `OTP_EXPIRED`, `USER_INACTIVE`"),
+        (status = 429, description = "`OTP_ATTEMPTS_EXCEEDED` or `RATE_LIMITED`"),
     ))]
 pub async fn verify_code(
     State(state): State<AppState>,
@@ -57,7 +55,7 @@ pub async fn verify_code(
     client: ClientInfo,
     ApiJson(body): ApiJson<OtpVerifyRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let device = body.device.map(|d| d.into_device(&client)).transpose()?;
+    let device = body.device.map(|d| client.device(Some(d))).transpose()?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service

@@ -8,18 +8,18 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::http::dto::{
-    RevokeSessionsQuery, RevokedCount, SessionList, SessionView, UserView, WhoAmI,
+    Except, RevokeSessionsQuery, RevokedCount, SessionList, SessionView, UserView, WhoAmI,
 };
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession};
 use crate::http::json::JsonBody;
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::ApiError;
 
 /// Who am I: the calling session and its user. Counts as activity.
 #[utoipa::path(get, path = "/v1/session", tag = "session",
     security(("bearer" = [])),
     responses(
         (status = 200, body = WhoAmI),
-        (status = 401, description = "`TOKEN_*`, `SESSION_*` (with `revoked_reason`), `USER_INACTIVE`", body = Problem),
+        (status = 401, description = "`TOKEN_*`, `SESSION_*` (with `revoked_reason`), `USER_INACTIVE`"),
     ))]
 pub async fn whoami(
     State(state): State<AppState>,
@@ -49,8 +49,8 @@ pub async fn get_data(
     request_body(content = Object, description = "The new app data"),
     responses(
         (status = 200, description = "The stored object", body = Object),
-        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem),
-        (status = 422, description = "`VALIDATION_ERROR`: not an object", body = Problem),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`"),
+        (status = 422, description = "`VALIDATION_ERROR`: not an object"),
     ))]
 pub async fn put_data(
     State(state): State<AppState>,
@@ -92,7 +92,7 @@ pub async fn list_sessions(
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "`NOT_FOUND`", body = Problem),
+        (status = 404, description = "`NOT_FOUND`"),
     ))]
 pub async fn revoke_session(
     State(state): State<AppState>,
@@ -110,23 +110,14 @@ pub async fn revoke_session(
 /// devices"); without it, all of them including this one.
 #[utoipa::path(delete, path = "/v1/sessions", tag = "session",
     security(("bearer" = [])),
-    params(("except" = Option<String>, Query, description = "`current` keeps the calling session")),
+    params(("except" = Option<Except>, Query, description = "`current` keeps the calling session")),
     responses((status = 200, body = RevokedCount)))]
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     CurrentSession(auth): CurrentSession,
     ApiQuery(query): ApiQuery<RevokeSessionsQuery>,
 ) -> Result<Json<RevokedCount>, ApiError> {
-    let keep_current = match query.except.as_deref() {
-        None => false,
-        Some("current") => true,
-        Some(_) => {
-            return Err(ApiError::validation(
-                StatusCode::BAD_REQUEST,
-                "`except` accepts only `current`",
-            ));
-        }
-    };
+    let keep_current = query.except == Some(Except::Current);
     let revoked = state
         .service
         .revoke_my_sessions(&auth, keep_current)

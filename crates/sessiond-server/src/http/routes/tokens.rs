@@ -11,7 +11,7 @@ use crate::http::dto::{
     ValidateResponse,
 };
 use crate::http::extract::{AdminKey, ApiBytes, ApiJson, Limited, ValidateGroup};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{ApiError, Refusal};
 use crate::service::{Service, Validation};
 
 /// Exchange a refresh token for a new access token and the rotated refresh token.
@@ -22,8 +22,8 @@ use crate::service::{Service, Validation};
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "Rotated pair", body = TokenResponse),
-        (status = 401, description = "`REFRESH_TOKEN_INVALID`, `REFRESH_TOKEN_EXPIRED`, `REFRESH_TOKEN_REUSED`, `SESSION_*`, `USER_INACTIVE`", body = Problem),
-        (status = 429, description = "`RATE_LIMITED`: refreshes per session", body = Problem),
+        (status = 401, description = "`REFRESH_TOKEN_INVALID`, `REFRESH_TOKEN_EXPIRED`, `REFRESH_TOKEN_REUSED`, `SESSION_*`, `USER_INACTIVE`"),
+        (status = 429, description = "`RATE_LIMITED`: refreshes per session"),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -40,7 +40,7 @@ pub async fn refresh(
     request_body = ValidateRequest,
     responses(
         (status = 200, description = "The verdict", body = ValidateResponse),
-        (status = 429, description = "`RATE_LIMITED`", body = Problem),
+        (status = 429, description = "`RATE_LIMITED`"),
     ))]
 pub async fn validate(
     State(state): State<AppState>,
@@ -68,7 +68,7 @@ pub async fn validate(
             session_id: None,
             user_id: None,
             expires_at: None,
-            reason: Some(reason.code()),
+            reason: Some(reason.code().as_str()),
             revoked_reason: Service::revoked_reason(&reason).map(|r| r.as_str()),
         },
     };
@@ -83,7 +83,7 @@ pub async fn validate(
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "`{active: false}` for any unusable token", body = IntrospectResponse),
-        (status = 403, description = "`FORBIDDEN`: missing or wrong API key", body = Problem),
+        (status = 403, description = "`FORBIDDEN`: missing or wrong API key"),
     ))]
 pub async fn introspect(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ pub async fn introspect(
     let Some(found) = state.service.introspect(&token).await? else {
         return Ok(JsonBody(IntrospectResponse::default()));
     };
-    let audience = &state.service.audience;
+    let audience = state.service.audience();
     Ok(JsonBody(IntrospectResponse {
         active: true,
         token_type: Some(found.token_type),
@@ -127,20 +127,23 @@ fn introspected_token(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiEr
     let token = match content_type.as_str() {
         "application/json" => {
             axum::Json::<IntrospectRequest>::from_bytes(body)
-                .map_err(|e| ApiError::validation(e.status(), e.body_text()))?
+                .map_err(|e| match e.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => Refusal::InvalidBody(e.body_text()),
+                    _ => Refusal::MalformedBody(e.body_text()),
+                })?
                 .0
                 .token
         }
         "application/x-www-form-urlencoded" => {
             serde_urlencoded::from_bytes::<IntrospectRequest>(body)
-                .map_err(|e| ApiError::validation(StatusCode::BAD_REQUEST, e.to_string()))?
+                .map_err(|e| Refusal::MalformedBody(e.to_string()))?
                 .token
         }
         _ => {
-            return Err(ApiError::validation(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "expected application/json or application/x-www-form-urlencoded",
-            ));
+            return Err(Refusal::UnsupportedMediaType(
+                "application/json` or `application/x-www-form-urlencoded",
+            )
+            .into());
         }
     };
     Ok(token)

@@ -1,0 +1,359 @@
+//! The OpenAPI document: what the route declarations say, completed with what the shared
+//! machinery answers on every route (unreadable bodies, missing credentials, unavailable
+//! storage), one reusable `Problem` answer for every error, and the facts of this server's
+//! configuration (its exchange providers). Client generators and fuzzers read this, so
+//! each status here is one the server can really answer, and each request constraint is
+//! one it really enforces.
+
+use serde_json::{Value, json};
+use sessiond_core::{Code, Email, RevokeReason};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sessiond",
+        description = "Sessions and tokens: logins, rotating refresh tokens, immediate revocation, per-device session lists. Every error is `application/problem+json` (RFC 9457) with a stable `code`; the `Problem` schema lists every code.",
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(super::dto::Except)),
+    tags(
+        (name = "login", description = "Ways to start a session"),
+        (name = "tokens", description = "Refresh, validation and introspection"),
+        (name = "session", description = "The calling session and the person's other sessions"),
+        (name = "admin", description = "Trusted backends (admin API key)"),
+        (name = "operations", description = "Health, metrics, keys"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.bearer_format = Some("JWT".into());
+        bearer.description = Some("An access token".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let mut admin = Http::new(HttpAuthScheme::Bearer);
+        admin.description = Some("The admin API key".into());
+        components.add_security_scheme("admin_key", SecurityScheme::Http(admin));
+    }
+}
+
+/// What the document depends on beyond the code: this server's configuration.
+pub struct Facts {
+    /// Configured exchange providers, by name: the values `provider` takes.
+    pub exchange_providers: Vec<String>,
+}
+
+const PROBLEM_REF: &str = "#/components/responses/Problem";
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The finished document.
+pub fn complete(document: utoipa::openapi::OpenApi, facts: &Facts) -> Value {
+    let mut doc = serde_json::to_value(document).expect("the OpenAPI document serialises");
+    add_components(&mut doc);
+    constrain_requests(&mut doc, facts);
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            for method in METHODS {
+                if let Some(operation) = item.get_mut(method) {
+                    complete_answers(path, operation);
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// Statuses the shared machinery can answer on an operation, from what it takes.
+fn implied_answers(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)> {
+    let mut answers = Vec::new();
+    let params = operation["parameters"].as_array();
+    let takes = |place: &str| params.is_some_and(|ps| ps.iter().any(|p| p["in"] == place));
+    if operation.get("requestBody").is_some() {
+        answers.extend([
+            (
+                "400",
+                "`VALIDATION_ERROR`: the body is not JSON of the expected types",
+            ),
+            (
+                "413",
+                "`PAYLOAD_TOO_LARGE`: the body is larger than the server takes",
+            ),
+            (
+                "415",
+                "`VALIDATION_ERROR`: the body is not `application/json`",
+            ),
+            (
+                "422",
+                "`VALIDATION_ERROR`: a field breaks a rule (`errors` names it)",
+            ),
+        ]);
+    }
+    if takes("path") || takes("query") {
+        answers.push((
+            "400",
+            "`VALIDATION_ERROR`: a malformed path or query parameter",
+        ));
+    }
+    let schemes: Vec<&str> = operation["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|requirement| requirement.keys().map(String::as_str))
+        .collect();
+    if schemes.contains(&"bearer") {
+        answers.push((
+            "401",
+            "`TOKEN_NOT_PROVIDED`, `TOKEN_INVALID`, `TOKEN_EXPIRED` (with `expired_at`), `SESSION_REVOKED` (with `revoked_reason`), `SESSION_EXPIRED`, `SESSION_INACTIVE`, `USER_INACTIVE`",
+        ));
+    }
+    if schemes.contains(&"admin_key") {
+        answers.extend([
+            ("401", "`TOKEN_NOT_PROVIDED`: no API key"),
+            ("403", "`FORBIDDEN`: not the admin API key"),
+        ]);
+    }
+    if path.starts_with("/v1/") {
+        answers.push(("503", "`STORAGE_UNAVAILABLE`: retry after `Retry-After`"));
+    }
+    answers
+}
+
+/// Adds the implied answers an operation does not declare itself, and makes every error
+/// answer the one `Problem` response, keeping the operation's own description of it.
+fn complete_answers(path: &str, operation: &mut Value) {
+    let implied = implied_answers(path, operation);
+    let Some(responses) = operation["responses"].as_object_mut() else {
+        return;
+    };
+    for (status, description) in implied {
+        responses
+            .entry(status)
+            .or_insert_with(|| json!({ "description": description }));
+    }
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.as_str() >= "400";
+        if is_error && response.get("content").is_none() {
+            let description = response["description"].as_str().unwrap_or("").to_owned();
+            *response = json!({ "$ref": PROBLEM_REF, "description": description });
+        }
+    }
+}
+
+fn add_components(doc: &mut Value) {
+    let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    let reasons: Vec<&str> = RevokeReason::ALL.iter().map(|r| r.as_str()).collect();
+    let components = doc
+        .as_object_mut()
+        .expect("a document is an object")
+        .entry("components")
+        .or_insert_with(|| json!({}));
+    components["schemas"]["Problem"] = json!({
+        "type": "object",
+        "description": "An RFC 9457 problem document; members beyond the standard ones appear where they apply.",
+        "required": ["type", "title", "status", "code", "detail"],
+        "properties": {
+            "type": { "type": "string", "description": "`urn:sessiond:problem:<code in lower case>`" },
+            "title": { "type": "string", "description": "The same for every occurrence of the code" },
+            "status": { "type": "integer", "minimum": 400, "maximum": 599 },
+            "code": { "type": "string", "enum": codes, "description": "Stable machine-readable code" },
+            "detail": { "type": "string" },
+            "instance": { "type": "string", "description": "`urn:sessiond:request:<X-Request-Id>`, for finding the request's log lines" },
+            "errors": {
+                "type": "array",
+                "description": "`VALIDATION_ERROR`: the fields at fault",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": { "field": { "type": "string" }, "message": { "type": "string" } }
+                }
+            },
+            "expired_at": { "type": "string", "format": "date-time", "description": "`TOKEN_EXPIRED`" },
+            "retry_after": { "type": "integer", "minimum": 0, "description": "Seconds, as in `Retry-After`" },
+            "revoked_reason": { "type": "string", "enum": reasons, "description": "`SESSION_REVOKED`: why the session ended" },
+            "sessions": {
+                "type": "array",
+                "description": "`SESSION_LIMIT_EXCEEDED`: the user's live sessions",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "device", "last_active_at"],
+                    "properties": {
+                        "id": { "type": "string", "format": "uuid" },
+                        "device": { "$ref": "#/components/schemas/DeviceView" },
+                        "last_active_at": { "type": "string", "format": "date-time" }
+                    }
+                }
+            }
+        }
+    });
+    components["responses"]["Problem"] = json!({
+        "description": "An error, as `application/problem+json`",
+        "headers": {
+            "Retry-After": {
+                "description": "On 429 and 503: seconds to wait before retrying",
+                "schema": { "type": "integer", "minimum": 0 }
+            },
+            "WWW-Authenticate": {
+                "description": "On 401 caused by the bearer token or API key (RFC 6750)",
+                "schema": { "type": "string" }
+            }
+        },
+        "content": {
+            "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } }
+        }
+    });
+}
+
+/// Request constraints that come from the domain's rules (the route declarations carry
+/// the literal ones; `the_document_states_the_domain_limits` keeps both equal).
+fn constrain_requests(doc: &mut Value, facts: &Facts) {
+    let schemas = &mut doc["components"]["schemas"];
+    let email = json!({
+        "type": "string",
+        "maxLength": Email::MAX_CHARS,
+        "pattern": Email::PATTERN,
+        "description": "An email address; surrounding blanks are trimmed and it is lower-cased",
+    });
+    for name in ["RegisterRequest", "PasswordLoginRequest", "OtpRequest"] {
+        if let Some(properties) = schemas[name]["properties"].as_object_mut() {
+            properties.insert("email".into(), email.clone());
+        }
+    }
+    if let Some(properties) = schemas["ExchangeRequest"]["properties"].as_object_mut() {
+        let names = &facts.exchange_providers;
+        let provider = if names.is_empty() {
+            // JSON Schema has no empty enum: say it in words.
+            json!({
+                "type": "string",
+                "description": "A configured provider. None is configured on this server, so every exchange answers `422`.",
+            })
+        } else {
+            json!({ "type": "string", "enum": names, "description": "A configured provider" })
+        };
+        properties.insert("provider".into(), provider);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+    use sessiond_core::fields::{MAX_DEVICE_FIELD_CHARS, MAX_EXCHANGE_TOKEN_CHARS, MAX_NAME_CHARS};
+    use sessiond_core::password::Password;
+
+    use super::*;
+
+    fn property<'a>(doc: &'a Value, schema: &str, field: &str) -> &'a Map<String, Value> {
+        doc["components"]["schemas"][schema]["properties"][field]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema}.{field} is described"))
+    }
+
+    fn document() -> Value {
+        let (_, openapi) = super::super::api();
+        complete(
+            openapi,
+            &Facts {
+                exchange_providers: vec!["rapido".into()],
+            },
+        )
+    }
+
+    #[test]
+    fn the_document_states_the_domain_limits() {
+        let doc = document();
+        let limit = |schema, field| property(&doc, schema, field)["maxLength"].as_u64();
+        let min = |schema, field| property(&doc, schema, field)["minLength"].as_u64();
+        assert_eq!(
+            limit("RegisterRequest", "password"),
+            Some(Password::MAX_CHARS as u64)
+        );
+        assert_eq!(
+            min("RegisterRequest", "password"),
+            Some(Password::MIN_CHARS as u64)
+        );
+        assert_eq!(
+            limit("RegisterRequest", "name"),
+            Some(MAX_NAME_CHARS as u64)
+        );
+        for field in ["device_id", "user_agent", "label"] {
+            assert_eq!(
+                limit("DeviceInput", field),
+                Some(MAX_DEVICE_FIELD_CHARS as u64)
+            );
+        }
+        assert_eq!(
+            limit("ExchangeRequest", "token"),
+            Some(MAX_EXCHANGE_TOKEN_CHARS as u64)
+        );
+        assert_eq!(min("ExchangeRequest", "token"), Some(1));
+        assert_eq!(limit("OtpRequest", "email"), Some(Email::MAX_CHARS as u64));
+    }
+
+    #[test]
+    fn every_error_answer_is_the_problem_response_and_lists_every_code() {
+        let doc = document();
+        let codes = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap();
+        assert_eq!(codes.len(), Code::ALL.len());
+        let mut errors = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    if status.as_str() >= "400" && path != "/readyz" {
+                        errors += 1;
+                        assert_eq!(response["$ref"], PROBLEM_REF, "{method} {path} {status}");
+                        assert!(
+                            response["description"]
+                                .as_str()
+                                .is_some_and(|d| !d.is_empty())
+                        );
+                    }
+                }
+            }
+        }
+        assert!(errors > 50, "{errors}");
+    }
+
+    #[test]
+    fn protected_operations_declare_their_credentials_and_the_401() {
+        let doc = document();
+        let session = &doc["paths"]["/v1/sessions"]["get"];
+        assert_eq!(session["security"], json!([{ "bearer": [] }]));
+        assert!(session["responses"]["401"].is_object());
+        let admin = &doc["paths"]["/v1/admin/cleanup"]["post"];
+        assert!(admin["responses"]["401"].is_object());
+        assert!(admin["responses"]["403"].is_object());
+    }
+
+    #[test]
+    fn the_api_guide_explains_every_code() {
+        let guide = include_str!("../../../../docs/api.md");
+        for code in Code::ALL {
+            let start = format!("| `{code}` | ");
+            let row = guide.lines().find_map(|l| l.strip_prefix(start.as_str()));
+            let statuses = row.and_then(|r| r.split(" | ").next()).unwrap_or_default();
+            assert!(
+                statuses.contains(&code.status().to_string()),
+                "docs/api.md lacks the row for {code} with its status"
+            );
+        }
+    }
+
+    #[test]
+    fn the_exchange_provider_is_one_of_the_configured_ones() {
+        let doc = document();
+        assert_eq!(
+            property(&doc, "ExchangeRequest", "provider")["enum"],
+            json!(["rapido"])
+        );
+    }
+}
