@@ -578,8 +578,9 @@ function pairOf(res: TokenResponse, sentAt: number): StoredSession {
   return {
     a: res.access_token,
     r: res.refresh_token,
-    e: sentAt + res.expires_in * 1000,
-    t: res.expires_in * 1000,
+    // JWT `exp` has whole seconds (sessiond truncates): the token may die up to 1 s before `expires_in` says.
+    e: sentAt + Math.max(res.expires_in * 500, res.expires_in * 1000 - 1000),
+    t: Math.max(res.expires_in * 500, res.expires_in * 1000 - 1000),
     s: res.session.id,
     u: res.session.user_id ?? null,
     m: res.session.auth_method,

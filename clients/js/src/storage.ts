@@ -9,7 +9,7 @@ export interface StoredSession {
   r: string;
   /** access-token expiry, epoch ms on this device's clock (receipt time + `expires_in`) */
   e: number;
-  /** access-token lifetime in ms (`expires_in`) */
+  /** usable access-token lifetime in ms (`expires_in`, less the up-to-1 s of whole-second `exp`) */
   t: number;
   /** session id */
   s: string;

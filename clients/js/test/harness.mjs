@@ -237,3 +237,23 @@ export async function startProxy(target, { staticDir } = {}) {
     },
   };
 }
+
+/** A client on `base` for Node tests, recording its events. */
+export async function nodeClient(base, options = {}) {
+  const { createClient, memoryStore } = await import("../dist/index.js");
+  const client = createClient({ baseUrl: base, storage: memoryStore(), autoRefresh: false, ...options });
+  const events = { sessionEnded: [], sessionChanged: [], refreshed: [] };
+  for (const type of Object.keys(events)) client.on(type, (e) => events[type].push(e));
+  return { client, events };
+}
+
+/** Waits until `check()` is truthy (polling), or fails after `ms`. */
+export async function until(check, ms = 10000, what = "condition") {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
