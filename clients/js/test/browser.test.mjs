@@ -3,7 +3,7 @@
 // refresh per rotation (Web Locks on, and off), a tab closed mid-refresh, logout seen in
 // every tab, logout racing a refresh.
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PASSWORD, ROOT, email, sleep, startProxy, startServer, until } from "./harness.mjs";
@@ -31,7 +31,10 @@ describe("browser tabs", { skip: missing }, () => {
     await browser?.close();
     await proxy?.close();
     await server?.stop();
-    if (Object.keys(results).length) writeFileSync(join(ROOT, "test-results.json"), JSON.stringify(results, null, 2) + "\n");
+    if (Object.keys(results).length) {
+      mkdirSync(join(ROOT, "test-results"), { recursive: true });
+      writeFileSync(join(ROOT, "test-results", "figures.json"), JSON.stringify(results, null, 2) + "\n");
+    }
   });
 
   async function tabs(n, locks) {
