@@ -14,6 +14,7 @@ export interface Coordinator {
 }
 
 interface LockManagerLike {
+  request<T>(name: string, options: { ifAvailable: true }, callback: (lock: unknown) => Promise<T>): Promise<T>;
   request<T>(name: string, callback: () => Promise<T>): Promise<T>;
 }
 
@@ -52,7 +53,17 @@ export function browserTabs(
   if (!locks && store && typeof addEventListener === "function") addEventListener("pagehide", release);
   return {
     async lock<T>(fn: () => Promise<T>): Promise<T> {
-      if (locks) return locks.request(name + ".refresh", fn);
+      if (locks) {
+        const lockName = name + ".refresh";
+        const free = await locks.request(lockName, { ifAvailable: true }, async (lock) => (lock ? { v: await fn() } : null));
+        if (free) return free.v;
+        // Another tab was refreshing: let its new pair (BroadcastChannel, storage) arrive
+        // before deciding again under the lock.
+        return locks.request(lockName, async () => {
+          await sleep(30);
+          return fn();
+        });
+      }
       if (!store) return fn();
       // A lease: claim it, let competing claims land, keep it only if it is still ours.
       const giveUp = Date.now() + 2 * leaseMs;
