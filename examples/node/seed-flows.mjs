@@ -82,7 +82,7 @@ try {
   // 3. Refresh on expiry: with short tokens (SESSIOND_ACCESS_TOKEN_TTL=5s) wait past expiry
   //    and call again; the SDK refreshes first (or on a 401 TOKEN_EXPIRED, once).
   const left = client.state.accessExpiresAt - Date.now();
-  if (left < 20000) {
+  if (left < 60000) {
     say(`waiting ${Math.ceil(left / 1000) + 1} s for the access token to expire…`);
     await new Promise((r) => setTimeout(r, left + 1000));
   }
