@@ -115,3 +115,27 @@ test("SSR: two concurrent renders refreshing the same (cookie) refresh token bot
   })();
   assert.equal(next.session.id, grant.session.id, "the next request's render works with the new cookie");
 });
+
+test("the CommonJS build works with require()", async () => {
+  const app = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const { createClient, SessiondError } = require(${JSON.stringify(join(ROOT, "dist", "index.cjs"))});
+       (async () => {
+         const client = createClient({ baseUrl: process.env.BASE });
+         await client.register({ email: process.env.EMAIL, password: process.env.PASSWORD });
+         const who = await client.whoami();
+         const err = await client.loginWithPassword({ email: process.env.EMAIL, password: "wrong password" }).catch((e) => e);
+         client.dispose();
+         console.log(JSON.stringify({ sid: who.session.id === client.state.sessionId, error: err instanceof SessiondError && err.code }));
+       })();`,
+    ],
+    { env: { ...process.env, BASE: proxy.url, EMAIL: email("cjs"), PASSWORD }, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  app.stdout.on("data", (c) => (out += c));
+  const code = await new Promise((r) => app.on("exit", r));
+  assert.equal(code, 0);
+  assert.deepEqual(JSON.parse(out), { sid: true, error: "INVALID_CREDENTIALS" });
+});
