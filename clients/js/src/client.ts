@@ -183,6 +183,11 @@ export class SessiondClient {
   /** Stores a new pair (login or refresh), tells the other tabs. */
   private async commit(p: StoredSession, remote: boolean | null): Promise<StoredSession> {
     await this.store.save(p);
+    if (this.ended.has(p.s)) {
+      // ended (a logout) while an async store was writing: the logout wins
+      await this.store.clear();
+      throw new SessiondError(0, "NO_SESSION", "the session ended");
+    }
     this.adopt(p, remote);
     this.tabs?.post({ t: "pair", p });
     return p;

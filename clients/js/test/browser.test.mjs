@@ -133,7 +133,9 @@ describe("browser tabs", { skip: missing }, () => {
       const s = await snapshot(b);
       assert.equal(s.ended.length, 0);
       assert.ok(proxy.refreshes() >= 2);
-      assert.ok(waited < 20000, `tab B waited ${waited} ms`);
+      console.log(`# ${label}: after the tab closed mid-refresh, the other tab had a token in ${waited} ms`);
+      // Web Locks are released by the browser, the lease on pagehide (else only after ~10 s)
+      assert.ok(waited < 8000, `tab B waited ${waited} ms`);
       await context.close();
     });
   }

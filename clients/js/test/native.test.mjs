@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { after, before, describe, test } from "node:test";
-import { PASSWORD, email, nodeClient, sleep, startProxy, startServer } from "./harness.mjs";
+import { PASSWORD, email, nodeClient, sleep, startProxy, startServer, until } from "./harness.mjs";
 
 const { appStateLifecycle, kvStore, secureStore } = await import("../dist/index.js");
 
@@ -143,6 +143,30 @@ describe("React Native flows against the server", () => {
     assert.equal(proxy.refreshes(), 1);
     client.dispose();
     assert.equal(appState.listenerCount("change"), 0, "dispose unsubscribed");
+  });
+
+  test("a logout while a slow store writes the refreshed pair wins (no resurrection)", async () => {
+    const backing = fakeAsyncStorage();
+    const slow = { ...backing, setItem: (k, v) => sleep(400).then(() => backing.setItem(k, v)) };
+    const storage = kvStore(slow);
+    const { client, events } = await nodeClient(proxy.url, { storage });
+    await client.register({ email: email("slow"), password: PASSWORD });
+    await sleep(2100);
+    proxy.reset();
+    const refreshing = client.getAccessToken().then(
+      () => "token",
+      (e) => e.code,
+    );
+    await until(() => proxy.count("POST", "/v1/token/refresh", 200) === 1, 5000, "the refresh answer");
+    await sleep(50); // the pair is being written now
+    await client.logout();
+    assert.equal(await refreshing, "NO_SESSION");
+    await sleep(500);
+    assert.equal(client.state, null);
+    assert.equal(await storage.load(), null, "nothing stored after the logout");
+    assert.equal(events.sessionEnded.length, 1);
+    assert.equal(events.sessionEnded[0].reason, "LOGOUT");
+    client.dispose();
   });
 
   async function register() {
