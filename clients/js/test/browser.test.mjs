@@ -140,6 +140,30 @@ describe("browser tabs", { skip: missing }, () => {
     });
   }
 
+  test("a tab shown again refreshes an expired token before its next request", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${proxy.url}/test/pages/tab.html?timer=0`); // no refresh timer: only the resume
+    await page.evaluate(() => window.sdReady);
+    await page.evaluate(([address, password]) => window.sd.client.register({ email: address, password }).then(() => true), [
+      email("resume"),
+      PASSWORD,
+    ]);
+    proxy.reset();
+    await sleep(2100); // "hidden": the access token expired meanwhile
+    assert.equal(proxy.refreshes(), 0);
+    for (const event of ["visibilitychange", "focus"]) {
+      await page.evaluate((type) => (type === "focus" ? window : document).dispatchEvent(new Event(type)), event);
+      await until(() => proxy.refreshes() === 1, 5000, "a refresh on " + event);
+      assert.equal(proxy.count("GET", "/v1/session"), 0, "before any request");
+      await sleep(2100);
+      proxy.reset();
+    }
+    const refreshed = await page.evaluate(() => window.sd.events.refreshed.length);
+    assert.equal(refreshed, 2);
+    await context.close();
+  });
+
   test("logout in one tab is seen in the others within 1 s; storage cleared; one event per tab", async () => {
     const { context, pages } = await tabs(3, true);
     const sid = (await pages[0].evaluate(() => window.sd.client.state)).sessionId;
