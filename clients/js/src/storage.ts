@@ -100,7 +100,7 @@ export function kvStore(kv: AsyncKeyValue, options: KeyValueStoreOptions = {}): 
   const max = Math.max(64, options.maxValueBytes ?? 1800);
   const pendingKey = key + ".p";
   const chunkKey = (gen: string, i: number) => `${key}.${gen}.${i}`;
-  type Manifest = { g: string; n: number };
+  type Manifest = { g: string; n: number; o?: Manifest | null };
   const manifest = (text: string | null): Manifest | null => {
     try {
       const m = text ? (JSON.parse(text) as Manifest) : null;
@@ -109,16 +109,24 @@ export function kvStore(kv: AsyncKeyValue, options: KeyValueStoreOptions = {}): 
       return null;
     }
   };
-  const drop = async (m: Manifest | null) => {
+  const drop = async (m: Manifest | null | undefined) => {
     if (m) for (let i = 0; i < m.n; i++) await kv.removeItem(chunkKey(m.g, i));
   };
+  let cleaned = false;
   return {
     async load() {
       const head = await kv.getItem(key);
       const m = manifest(head);
-      const pending = manifest(await kv.getItem(pendingKey));
-      if (pending && pending.g !== m?.g) await drop(pending); // a write that never committed
-      if (pending) await kv.removeItem(pendingKey);
+      if (!cleaned) {
+        // Once, at start-up: a write that was killed leaves a note of the chunks it was
+        // writing (new) and replacing (old); whichever is not the current record goes.
+        cleaned = true;
+        const note = manifest(await kv.getItem(pendingKey));
+        if (note) {
+          for (const x of [note, note.o]) if (x && x.g !== m?.g) await drop(x);
+          await kv.removeItem(pendingKey);
+        }
+      }
       if (!m) return parse(head);
       let text = "";
       for (let i = 0; i < m.n; i++) {
@@ -131,22 +139,20 @@ export function kvStore(kv: AsyncKeyValue, options: KeyValueStoreOptions = {}): 
     async save(v) {
       const text = JSON.stringify(v);
       const old = manifest(await kv.getItem(key));
-      if (text.length <= max) {
-        await kv.setItem(key, text);
-      } else {
-        const m: Manifest = { g: Date.now().toString(36) + Math.random().toString(36).slice(2, 6), n: 0 };
-        m.n = Math.ceil(text.length / max);
-        await kv.setItem(pendingKey, JSON.stringify(m));
-        for (let i = 0; i < m.n; i++) await kv.setItem(chunkKey(m.g, i), text.slice(i * max, (i + 1) * max));
-        await kv.setItem(key, JSON.stringify(m)); // the commit point
-        await kv.removeItem(pendingKey);
-      }
+      const m: Manifest | null =
+        text.length > max ? { g: Date.now().toString(36) + Math.random().toString(36).slice(2, 6), n: Math.ceil(text.length / max) } : null;
+      if (old || m) await kv.setItem(pendingKey, JSON.stringify({ ...(m ?? { g: "", n: 0 }), o: old }));
+      if (m) for (let i = 0; i < m.n; i++) await kv.setItem(chunkKey(m.g, i), text.slice(i * max, (i + 1) * max));
+      await kv.setItem(key, m ? JSON.stringify(m) : text); // the commit point
       await drop(old);
+      if (old || m) await kv.removeItem(pendingKey);
     },
     async clear() {
       const old = manifest(await kv.getItem(key));
+      if (old) await kv.setItem(pendingKey, JSON.stringify({ g: "", n: 0, o: old }));
       await kv.removeItem(key);
       await drop(old);
+      if (old) await kv.removeItem(pendingKey);
     },
   };
 }
