@@ -15,7 +15,7 @@ import type {
 } from "./api.js";
 import { SessiondError, TERMINAL_CODES, retryAfterOf, type Problem } from "./errors.js";
 import { browserLifecycle, type Lifecycle } from "./lifecycle.js";
-import { memoryStore, webStore, type SessionStore, type StoredSession } from "./storage.js";
+import { localStorageOrNull, memoryStore, webStore, type SessionStore, type StoredSession } from "./storage.js";
 import { browserTabs, type Coordinator, type TabMessage } from "./tabs.js";
 
 export interface ClientOptions {
@@ -112,7 +112,8 @@ export class SessiondClient {
     this.opts = options;
     this.base = (options.baseUrl ?? "").replace(/\/$/, "");
     this.http = options.fetch ?? ((...args) => fetch(...args));
-    this.store = options.storage ?? (typeof localStorage === "object" ? webStore(localStorage) : memoryStore());
+    const local = localStorageOrNull();
+    this.store = options.storage ?? (local ? webStore(local) : memoryStore());
     const name = options.name ?? "sessiond";
     this.tabs =
       (options.crossTab ?? isBrowser)

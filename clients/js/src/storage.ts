@@ -58,6 +58,17 @@ function parse(text: string | null): StoredSession | null {
   }
 }
 
+/** `localStorage` if this runtime has one that works (it throws where storage is blocked). */
+export function localStorageOrNull(): WebStorageLike | null {
+  try {
+    const s = typeof localStorage === "object" ? localStorage : null;
+    s?.getItem("sessiond");
+    return s;
+  } catch {
+    return null;
+  }
+}
+
 /** In memory only (Node, SSR, tests); optionally seeded. */
 export function memoryStore(initial?: StoredSession | null): SessionStore {
   let value = initial ?? null;

@@ -1,4 +1,4 @@
-import type { StoredSession } from "./storage.js";
+import { localStorageOrNull, type StoredSession } from "./storage.js";
 
 /** What tabs tell each other. */
 export type TabMessage =
@@ -37,7 +37,7 @@ export function browserTabs(
   if (channel) channel.onmessage = (ev: MessageEvent) => onMessage(ev.data as TabMessage);
   const nav = typeof navigator === "object" ? (navigator as { locks?: LockManagerLike }) : undefined;
   const locks = useLocks ? nav?.locks : undefined;
-  const store = typeof localStorage === "object" ? localStorage : null;
+  const store = localStorageOrNull();
   const me = Math.random().toString(36).slice(2);
   const leaseKey = name + ".lease";
   const holder = (): { o: string; u: number } | null => {
