@@ -1,0 +1,200 @@
+// Generated from sessiond's /openapi.json by scripts/gen-types.mjs: do not edit.
+// The tests regenerate it from the server they start and fail on any difference.
+
+export interface AdminSessionRequest {
+  /** Initial app data (a JSON object of at most 16 KiB). */
+  data?: Record<string, unknown> | null;
+  device?: null | DeviceInput;
+  /** A sessiond user id; an id not seen before creates that user. */
+  user_id: string;
+}
+
+export interface AnonymousSessionRequest {
+  device?: null | DeviceInput;
+}
+
+export interface CleanupResult {
+  deleted: number;
+}
+
+/** The device a session is created on, as the client describes it. */
+export interface DeviceInput {
+  /** A stable id the app chose for this installation. */
+  device_id?: string | null;
+  /** A name a person recognises, e.g. "Ann's iPhone". */
+  label?: string | null;
+  /** Defaults to the request's `User-Agent`. */
+  user_agent?: string | null;
+}
+
+export interface DeviceView {
+  device_id?: string | null;
+  ip?: string | null;
+  label?: string | null;
+  user_agent?: string | null;
+}
+
+export interface ExchangeRequest {
+  device?: null | DeviceInput;
+  /** A provider name from the `[exchange.providers]` configuration. */
+  provider: string;
+  /** The partner app's token for its user. */
+  token: string;
+}
+
+export interface Health {
+  status: string;
+}
+
+export interface IntrospectRequest {
+  token: string;
+  /** Ignored: the token's shape tells its type. */
+  token_type_hint?: string | null;
+}
+
+/** RFC 7662 introspection response. */
+export interface IntrospectResponse {
+  active: boolean;
+  amr?: string[] | null;
+  aud?: string | null;
+  exp?: number | null;
+  iat?: number | null;
+  iss?: string | null;
+  jti?: string | null;
+  sid?: string | null;
+  sub?: string | null;
+  token_type?: string | null;
+  username?: string | null;
+}
+
+export interface OtpChallengeResponse {
+  challenge_id: string;
+  /** Seconds the code stays valid. */
+  expires_in: number;
+}
+
+export interface OtpRequest {
+  device?: null | DeviceInput;
+  email: string;
+}
+
+export interface OtpVerifyRequest {
+  challenge_id: string;
+  /** The code from the mail; spaces and dashes are ignored. */
+  code: string;
+  device?: null | DeviceInput;
+}
+
+export interface PasswordLoginRequest {
+  device?: null | DeviceInput;
+  email: string;
+  password: string;
+}
+
+export interface PatchUserRequest {
+  active?: boolean | null;
+}
+
+/** An RFC 9457 problem document. */
+export type Problem = Record<string, unknown> & {
+  /** Stable machine-readable code, e.g. `TOKEN_EXPIRED`. */
+  code: string;
+  detail: string;
+  status: number;
+  title: string;
+  type: string;
+};
+
+export interface Readiness {
+  /** `ok`, `degraded` (configured but unreachable) or `not_configured`. */
+  redis: string;
+  /** `ready`, `degraded` (serving, but Redis is unreachable so rate limits are counted per instance) or `unavailable`. */
+  status: string;
+  storage: string;
+}
+
+export interface RefreshRequest {
+  refresh_token: string;
+}
+
+export interface RegisterRequest {
+  device?: null | DeviceInput;
+  email: string;
+  name?: string | null;
+  /** At least 8 characters, at most 1024 bytes. */
+  password: string;
+}
+
+export interface RevokedCount {
+  revoked: number;
+}
+
+export interface SessionList {
+  sessions: SessionView[];
+}
+
+export interface SessionView {
+  /** `pwd`, `otp`, `exchange:<provider>`, `anon` or `admin`. */
+  auth_method: string;
+  created_at: string;
+  /** In session lists: whether this is the calling session. */
+  current?: boolean | null;
+  device: DeviceView;
+  /** Absolute end of the session. */
+  expires_at: string;
+  id: string;
+  /** When the session ends if it stays idle. */
+  idle_expires_at: string;
+  last_active_at: string;
+  user_id?: string | null;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  /** Seconds until the access token expires. */
+  expires_in: number;
+  /** Seconds until the refresh token expires. */
+  refresh_expires_in: number;
+  refresh_token: string;
+  session: SessionView;
+  /** Always `Bearer`. */
+  token_type: string;
+  user?: null | UserView;
+}
+
+export interface UserView {
+  active: boolean;
+  created_at: string;
+  email?: string | null;
+  id: string;
+  /** From an identity provider, when one vouched for it. */
+  mobile?: string | null;
+  name?: string | null;
+  /** Profile JSON from an identity provider, when one vouched for it. */
+  profile?: Record<string, unknown> | null;
+}
+
+export interface ValidateRequest {
+  /** An access or a refresh token. */
+  token: string;
+}
+
+/** `{valid: true, …}` or `{valid: false, reason, revoked_reason?}`. */
+export interface ValidateResponse {
+  expires_at?: string | null;
+  /** The error code the token would get (invalid tokens). */
+  reason?: string | null;
+  /** Why the session ended, when it did. */
+  revoked_reason?: string | null;
+  session_id?: string | null;
+  /** `access` or `refresh` (valid tokens). */
+  token_type?: string | null;
+  /** Null for anonymous sessions (valid tokens). */
+  user_id?: string | null;
+  valid: boolean;
+}
+
+export interface WhoAmI {
+  session: SessionView;
+  user?: null | UserView;
+}

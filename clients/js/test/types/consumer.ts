@@ -1,0 +1,44 @@
+// Compiled (tsc --strict, no emit) by `npm run typecheck` against the built declarations:
+// what an app writes type-checks, and misuse does not.
+import {
+  SessiondError,
+  appStateLifecycle,
+  axiosInterceptor,
+  createClient,
+  kvStore,
+  secureStore,
+  type SessionEndedEvent,
+  type SessionState,
+  type TokenResponse,
+  type WhoAmI,
+} from "../../dist/index.js";
+
+export async function app(): Promise<void> {
+  const auth = createClient({ baseUrl: "https://auth.example.com", device: { label: "phone" } });
+  const grant: TokenResponse = await auth.loginWithPassword({ email: "a@example.com", password: "x".repeat(8) });
+  const sid: string = grant.session.id;
+  const me: WhoAmI = await auth.whoami();
+  const email: string | null | undefined = me.user?.email;
+  const off = auth.on("sessionEnded", (e: SessionEndedEvent) => void e.revoked_reason?.toUpperCase());
+  auth.on("refreshed", (s) => void (s.remote satisfies boolean));
+  auth.on("sessionChanged", (s: SessionState | null) => void s?.sessionId);
+  off();
+  const token: string = await auth.getAccessToken();
+  const res: Response = await auth.fetch("/api", { method: "POST", body: "{}" });
+  await auth.setSessionData({ theme: "dark" });
+  const data = await auth.getSessionData<{ theme?: string }>();
+  kvStore({ getItem: async () => null, setItem: async () => {}, removeItem: async () => {} });
+  secureStore({ getItemAsync: async () => null, setItemAsync: async () => {}, deleteItemAsync: async () => {} });
+  appStateLifecycle({ addEventListener: () => ({ remove() {} }) });
+  try {
+    await auth.refresh();
+  } catch (e) {
+    if (e instanceof SessiondError && e.terminal) void e.code;
+  }
+  void [sid, email, token, res, data, axiosInterceptor];
+  // @ts-expect-error: a login needs a password
+  await auth.loginWithPassword({ email: "a@example.com" });
+  // @ts-expect-error: no such event
+  auth.on("loggedOut", () => {});
+  auth.dispose();
+}
