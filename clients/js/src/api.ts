@@ -34,9 +34,12 @@ export interface DeviceView {
   user_agent?: string | null;
 }
 
+/** The sessions `DELETE /v1/sessions` leaves alone. */
+export type Except = "current";
+
 export interface ExchangeRequest {
   device?: null | DeviceInput;
-  /** A provider name from the `[exchange.providers]` configuration. */
+  /** A configured provider: one of `enum`; a server with none configured (JSON Schema has no empty `enum`) answers every exchange with `422` */
   provider: string;
   /** The partner app's token for its user. */
   token: string;
@@ -75,6 +78,7 @@ export interface OtpChallengeResponse {
 
 export interface OtpRequest {
   device?: null | DeviceInput;
+  /** An email address; surrounding blanks are trimmed and it is lower-cased */
   email: string;
 }
 
@@ -87,6 +91,7 @@ export interface OtpVerifyRequest {
 
 export interface PasswordLoginRequest {
   device?: null | DeviceInput;
+  /** An email address; surrounding blanks are trimmed and it is lower-cased */
   email: string;
   password: string;
 }
@@ -95,15 +100,36 @@ export interface PatchUserRequest {
   active?: boolean | null;
 }
 
-/** An RFC 9457 problem document. */
-export type Problem = Record<string, unknown> & {
-  /** Stable machine-readable code, e.g. `TOKEN_EXPIRED`. */
-  code: string;
+/** An RFC 9457 problem document; members beyond the standard ones appear where they apply. */
+export interface Problem {
+  /** Stable machine-readable code */
+  code: "VALIDATION_ERROR" | "TOKEN_NOT_PROVIDED" | "TOKEN_INVALID" | "TOKEN_EXPIRED" | "SESSION_REVOKED" | "SESSION_EXPIRED" | "SESSION_INACTIVE" | "USER_INACTIVE" | "REFRESH_TOKEN_INVALID" | "REFRESH_TOKEN_EXPIRED" | "REFRESH_TOKEN_REUSED" | "INVALID_CREDENTIALS" | "OTP_INVALID" | "OTP_EXPIRED" | "OTP_ATTEMPTS_EXCEEDED" | "UPSTREAM_REJECTED" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "SESSION_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_UNAVAILABLE" | "SERVICE_OVERLOADED";
   detail: string;
+  /** `VALIDATION_ERROR`: the fields at fault */
+  errors?: {
+    field: string;
+    message: string;
+  }[];
+  /** `TOKEN_EXPIRED` */
+  expired_at?: string;
+  /** `urn:sessiond:request:<X-Request-Id>`, for finding the request's log lines */
+  instance?: string;
+  /** Seconds, as in `Retry-After` */
+  retry_after?: number;
+  /** `SESSION_REVOKED`: why the session ended */
+  revoked_reason?: "logout" | "revoked_by_user" | "revoked_others" | "admin" | "user_deactivated" | "refresh_token_reused" | "evicted_by_limit" | "idle_timeout" | "absolute_lifetime";
+  /** `SESSION_LIMIT_EXCEEDED`: the user's live sessions */
+  sessions?: {
+    device: DeviceView;
+    id: string;
+    last_active_at: string;
+  }[];
   status: number;
+  /** The same for every occurrence of the code */
   title: string;
+  /** `urn:sessiond:problem:<code in lower case>` */
   type: string;
-};
+}
 
 export interface Readiness {
   /** `ok`, `degraded` (configured but unreachable) or `not_configured`. */
@@ -119,9 +145,10 @@ export interface RefreshRequest {
 
 export interface RegisterRequest {
   device?: null | DeviceInput;
+  /** An email address; surrounding blanks are trimmed and it is lower-cased */
   email: string;
+  /** A display name. */
   name?: string | null;
-  /** At least 8 characters, at most 1024 bytes. */
   password: string;
 }
 

@@ -229,14 +229,11 @@ fn constrain_requests(doc: &mut Value, facts: &Facts) {
     }
     if let Some(properties) = schemas["ExchangeRequest"]["properties"].as_object_mut() {
         let names = &facts.exchange_providers;
+        let description = "A configured provider: one of `enum`; a server with none configured (JSON Schema has no empty `enum`) answers every exchange with `422`";
         let provider = if names.is_empty() {
-            // JSON Schema has no empty enum: say it in words.
-            json!({
-                "type": "string",
-                "description": "A configured provider. None is configured on this server, so every exchange answers `422`.",
-            })
+            json!({ "type": "string", "description": description })
         } else {
-            json!({ "type": "string", "enum": names, "description": "A configured provider" })
+            json!({ "type": "string", "enum": names, "description": description })
         };
         properties.insert("provider".into(), provider);
     }
