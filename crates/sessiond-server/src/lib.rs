@@ -15,6 +15,8 @@ pub mod ratelimit;
 pub mod redis_link;
 pub mod service;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 

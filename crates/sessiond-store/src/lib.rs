@@ -16,9 +16,11 @@ use sessiond_core::{
     UserId,
 };
 
+#[cfg(feature = "testing")]
 pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use postgres::{PostgresOptions, PostgresStore};

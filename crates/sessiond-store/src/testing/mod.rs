@@ -1,5 +1,5 @@
-//! Test support, compiled into every build so that other crates' tests can use it
-//! without a feature flag. Nothing here is used by sessiond itself.
+//! Test support for this crate's and other crates' tests, behind the `testing` feature
+//! (their dev-dependencies turn it on), so release builds leave it out.
 
 pub mod postgres;
 

@@ -119,37 +119,7 @@ impl Drop for TestDatabase {
 pub async fn fresh_database() -> Option<TestDatabase> {
     let admin_url = admin_url();
     let shown = redacted(&admin_url);
-    if std::env::var(SWITCH_VAR).is_ok_and(|v| v.trim().eq_ignore_ascii_case("skip")) {
-        say(&format!(
-            "skipped: PostgreSQL tests are off ({SWITCH_VAR}=skip); would use {shown}"
-        ));
-        return None;
-    }
-
-    // Once one test found the server unreachable, the others need not wait for it too.
-    static UNREACHABLE: OnceLock<String> = OnceLock::new();
-    let reason = match UNREACHABLE.get() {
-        Some(reason) => Err(reason.clone()),
-        None => connect_admin(&admin_url).await,
-    };
-    let mut admin = match reason {
-        Ok(admin) => admin,
-        Err(reason) => {
-            let _ = UNREACHABLE.set(reason.clone());
-            if in_ci() {
-                panic!(
-                    "PostgreSQL not reachable at {shown}: {reason}\n\
-                     CI is set, so the PostgreSQL tests fail rather than skip \
-                     (set {URL_VAR} to the server, or {SWITCH_VAR}=skip to skip them)"
-                );
-            }
-            say(&format!(
-                "skipped: PostgreSQL not reachable at {shown} ({reason}); \
-                 set {URL_VAR} to run the PostgreSQL tests"
-            ));
-            return None;
-        }
-    };
+    let mut admin = admin_connection(&admin_url).await?;
 
     static SWEPT: AtomicBool = AtomicBool::new(false);
     if !SWEPT.swap(true, Ordering::SeqCst) {
@@ -169,6 +139,61 @@ pub async fn fresh_database() -> Option<TestDatabase> {
         name,
         admin_url,
     })
+}
+
+/// Whether the PostgreSQL tests run here: the one probe every suite asks, answered by
+/// connecting once per test process (the skip is announced on stderr; under `CI` an
+/// unreachable server panics, as in [`fresh_database`]).
+pub async fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    if let Some(known) = AVAILABLE.get() {
+        return *known;
+    }
+    let found = match admin_connection(&admin_url()).await {
+        Some(admin) => {
+            let _ = admin.close().await;
+            true
+        }
+        None => false,
+    };
+    *AVAILABLE.get_or_init(|| found)
+}
+
+/// A connection to the admin database, or `None` (having said why) when the PostgreSQL
+/// tests are to be skipped.
+async fn admin_connection(admin_url: &str) -> Option<PgConnection> {
+    let shown = redacted(admin_url);
+    if std::env::var(SWITCH_VAR).is_ok_and(|v| v.trim().eq_ignore_ascii_case("skip")) {
+        say(&format!(
+            "skipped: PostgreSQL tests are off ({SWITCH_VAR}=skip); would use {shown}"
+        ));
+        return None;
+    }
+
+    // Once one test found the server unreachable, the others need not wait for it too.
+    static UNREACHABLE: OnceLock<String> = OnceLock::new();
+    let reason = match UNREACHABLE.get() {
+        Some(reason) => Err(reason.clone()),
+        None => connect_admin(admin_url).await,
+    };
+    match reason {
+        Ok(admin) => Some(admin),
+        Err(reason) => {
+            let _ = UNREACHABLE.set(reason.clone());
+            if in_ci() {
+                panic!(
+                    "PostgreSQL not reachable at {shown}: {reason}\n\
+                     CI is set, so the PostgreSQL tests fail rather than skip \
+                     (set {URL_VAR} to the server, or {SWITCH_VAR}=skip to skip them)"
+                );
+            }
+            say(&format!(
+                "skipped: PostgreSQL not reachable at {shown} ({reason}); \
+                 set {URL_VAR} to run the PostgreSQL tests"
+            ));
+            None
+        }
+    }
 }
 
 /// A [`PostgresStore`] on a fresh database, migrated, with `options`; `None` when the

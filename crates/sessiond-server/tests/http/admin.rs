@@ -1,9 +1,7 @@
 //! Trusted backends: admin-created sessions, user session management, introspection.
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reqwest::Method;
 use serde_json::json;
 
@@ -176,7 +174,7 @@ backend_suite! {
         assert_eq!(refresh_info["sid"], grant["session"]["id"]);
 
         let form = app
-            .client
+            .http
             .post(format!("{}/v1/introspect", app.base))
             .bearer_auth(&app.admin_key)
             .header("content-type", "application/x-www-form-urlencoded")

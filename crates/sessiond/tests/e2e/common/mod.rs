@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use sessiond_server::testing::{ApiClient as Api, PASSWORD};
 pub const STARTUP: Duration = Duration::from_secs(20);
 pub const STOP: Duration = Duration::from_secs(10);
 
@@ -183,6 +183,7 @@ impl Server {
         }
     }
 
+    /// A client of this server (its admin key is the caller's to send).
     pub fn api(&self) -> Api {
         Api {
             http: reqwest::Client::builder()
@@ -191,6 +192,7 @@ impl Server {
                 .build()
                 .expect("http client"),
             base: format!("http://{}", self.addr),
+            admin_key: String::new(),
         }
     }
 
@@ -290,90 +292,17 @@ pub fn event<'a>(events: &'a [Value], message: &str) -> Option<&'a Value> {
         .find(|e| e["message"].as_str().is_some_and(|m| m.contains(message)))
 }
 
-#[derive(Clone)]
-pub struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("response body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, body)
-    }
-
-    pub async fn register(&self, email: &str) -> Value {
-        let body = json!({"email": email, "password": PASSWORD});
-        expect(self.call("POST", "/v1/users", None, Some(body)).await, 201)
-    }
-
-    pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
-        let body = json!({"email": email, "password": password});
-        self.call("POST", "/v1/auth/password", None, Some(body))
-            .await
-    }
-
-    pub async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
-        let body = json!({"refresh_token": refresh_token});
-        self.call("POST", "/v1/token/refresh", None, Some(body))
-            .await
-    }
-
-    pub async fn whoami(&self, access_token: &str) -> (u16, Value) {
-        self.call("GET", "/v1/session", Some(access_token), None)
-            .await
-    }
-
-    pub async fn jwks(&self) -> Value {
-        expect(
-            self.call("GET", "/.well-known/jwks.json", None, None).await,
-            200,
-        )
-    }
-
-    pub async fn jwks_kids(&self) -> Vec<String> {
-        let jwks = self.jwks().await;
-        let mut kids: Vec<String> = jwks["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .map(|k| k["kid"].as_str().expect("kid").to_owned())
-            .collect();
-        kids.sort();
-        kids
-    }
-}
-
 #[track_caller]
-pub fn expect((status, body): (u16, Value), want: u16) -> Value {
+pub fn expect(answer: impl Into<(u16, Value)>, want: u16) -> Value {
+    let (status, body) = answer.into();
     assert_eq!(status, want, "unexpected answer: {body}");
     body
 }
 
 /// Asserts a problem answer: its status and its `code`. Returns the problem.
 #[track_caller]
-pub fn expect_problem((status, body): (u16, Value), want: u16, code: &str) -> Value {
+pub fn expect_problem(answer: impl Into<(u16, Value)>, want: u16, code: &str) -> Value {
+    let (status, body) = answer.into();
     assert_eq!(
         (status, body["code"].as_str()),
         (want, Some(code)),

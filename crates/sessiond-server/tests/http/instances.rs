@@ -1,11 +1,9 @@
 //! Several instances on one PostgreSQL database: each caches session state, and a change
 //! made through any instance reaches every other instance's cache at once.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 

@@ -1,9 +1,7 @@
 //! Rotation, the grace window for concurrent refresh, and theft detection.
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use serde_json::json;
 
 backend_suite! {

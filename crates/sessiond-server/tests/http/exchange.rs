@@ -1,10 +1,8 @@
 //! Partner-token exchange against a real local HTTP server playing the provider.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use sessiond_server::exchange::{ExchangeConfig, ProviderConfig, ResponseMapping};
 use wiremock::matchers::{body_json, header, method, path};

@@ -1,6 +1,4 @@
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn base64_decode(s: &str) -> Vec<u8> {

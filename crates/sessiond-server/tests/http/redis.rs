@@ -5,12 +5,10 @@
 //! Needs Redis on 127.0.0.1:6379: skipped (with a line on stderr) when it is unreachable,
 //! unless `CI` is set. Each test writes under its own key prefix and deletes it after.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::proxy::{Mode, Proxy};
-use common::*;
+use crate::common::proxy::{Mode, Proxy};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const REDIS: &str = "127.0.0.1:6379";

@@ -1,9 +1,7 @@
 //! Time-based session rules, driven by the injected clock, and session limits.
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reqwest::Method;
 use serde_json::json;
 use sessiond_core::{OnLimit, SessionId};

@@ -1,13 +1,11 @@
 //! Bad input never causes a 500: a table of malformed, mistyped, oversize, unauthenticated
 //! and forged requests, each answered with the exact 4xx problem the contract names.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -533,19 +531,35 @@ fn refresh_garbage(fx: &Fixture) -> Vec<(&'static str, String)> {
     ]
 }
 
-#[tokio::test]
-async fn bad_input_gets_the_exact_problem_and_never_a_500() {
+async fn setup() -> (TestApp, Fixture) {
     let app = app_without_rate_limits().await;
     let fx = fixture(&app).await;
-    let user = &fx.user_id;
-    let sid = &fx.session_id;
-    let nobody = uuid::Uuid::now_v7();
-    let huge = format!(r#"{{"x": "{}"}}"#, "a".repeat(100 * 1024));
-    let big_data = format!(r#"{{"x": "{}"}}"#, "a".repeat(17 * 1024));
-    use Method as M;
+    (app, fx)
+}
 
-    let mut cases = vec![
-        // --- Malformed JSON: 400.
+/// None of the refused requests did anything: the session, the user and the refresh
+/// token live on.
+async fn assert_untouched(app: &TestApp, fx: &Fixture) {
+    let me = app.whoami(&fx.access).await.ok(200);
+    assert_eq!(me["user"]["active"], true);
+    assert_eq!(me["session"]["id"].as_str(), Some(fx.session_id.as_str()));
+    assert_eq!(
+        app.get("/v1/session/data", &fx.access).await.ok(200),
+        json!({})
+    );
+    let sessions = app.get("/v1/sessions", &fx.access).await.ok(200);
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
+    let check = app.validate(&fx.refresh).await;
+    assert_eq!(check["valid"], true, "{check}");
+}
+
+/// Malformed JSON: 400.
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    use Method as M;
+    let cases = vec![
         case("truncated JSON", M::POST, "/v1/users")
             .json(r#"{"email": "a@example.com", "password": "#)
             .expect(400, "VALIDATION_ERROR"),
@@ -564,9 +578,13 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
         case("invalid UTF-8", M::POST, "/v1/users")
             .json(b"{\"email\": \"\xff\xfe\", \"password\": \"x\"}")
             .expect(400, "VALIDATION_ERROR"),
-        case("malformed JSON, anonymous", M::POST, "/v1/sessions/anonymous")
-            .json("{")
-            .expect(400, "VALIDATION_ERROR"),
+        case(
+            "malformed JSON, anonymous",
+            M::POST,
+            "/v1/sessions/anonymous",
+        )
+        .json("{")
+        .expect(400, "VALIDATION_ERROR"),
         case("malformed JSON, otp", M::POST, "/v1/auth/otp")
             .json("{")
             .expect(400, "VALIDATION_ERROR"),
@@ -580,14 +598,22 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Access)
             .json(r#"{"a": }"#)
             .expect(400, "VALIDATION_ERROR"),
-        case("malformed JSON, admin session", M::POST, "/v1/admin/sessions")
-            .auth(Auth::Admin)
-            .json("{,}")
-            .expect(400, "VALIDATION_ERROR"),
-        case("malformed JSON, patch user", M::PATCH, format!("/v1/admin/users/{user}"))
-            .auth(Auth::Admin)
-            .json("{active: false}")
-            .expect(400, "VALIDATION_ERROR"),
+        case(
+            "malformed JSON, admin session",
+            M::POST,
+            "/v1/admin/sessions",
+        )
+        .auth(Auth::Admin)
+        .json("{,}")
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "malformed JSON, patch user",
+            M::PATCH,
+            format!("/v1/admin/users/{user}"),
+        )
+        .auth(Auth::Admin)
+        .json("{active: false}")
+        .expect(400, "VALIDATION_ERROR"),
         case("malformed JSON, introspect", M::POST, "/v1/introspect")
             .auth(Auth::Admin)
             .json("{")
@@ -597,7 +623,18 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .header("content-type", "application/x-www-form-urlencoded")
             .raw("token_type_hint=access_token")
             .expect(400, "VALIDATION_ERROR"),
-        // --- Wrong types: 422.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Wrong types: 422.
+#[tokio::test]
+async fn wrong_types_are_422() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    use Method as M;
+    let cases = vec![
         case("email is a number", M::POST, "/v1/users")
             .json(r#"{"email": 5, "password": "correct horse battery"}"#)
             .expect(422, "VALIDATION_ERROR"),
@@ -628,7 +665,17 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Admin)
             .json(r#"{"token": 5}"#)
             .expect(422, "VALIDATION_ERROR"),
-        // --- Missing fields: 422.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Missing fields: 422.
+#[tokio::test]
+async fn missing_fields_are_422() {
+    let (app, fx) = setup().await;
+    use Method as M;
+    let cases = vec![
         case("registration without password", M::POST, "/v1/users")
             .json(r#"{"email": "a@example.com"}"#)
             .expect(422, "VALIDATION_ERROR"),
@@ -661,7 +708,18 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Admin)
             .json("{}")
             .expect(422, "VALIDATION_ERROR"),
-        // --- JSON that is not an object: 422.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// JSON that is not an object: 422.
+#[tokio::test]
+async fn json_that_is_not_an_object_is_422() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    use Method as M;
+    let cases = vec![
         case("registration is an array", M::POST, "/v1/users")
             .json(r#"["a@example.com", "correct horse battery"]"#)
             .expect(422, "VALIDATION_ERROR"),
@@ -678,23 +736,43 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .json("[]")
             .expect(422, "VALIDATION_ERROR"),
         // serde reads a struct from an array of its fields; the API must not.
-        case("registration is an array of every field", M::POST, "/v1/users")
-            .json(r#"["array@example.com", "correct horse battery", null, null]"#)
-            .expect(422, "VALIDATION_ERROR"),
-        case("login is an array of every field", M::POST, "/v1/auth/password")
-            .json(r#"["array@example.com", "correct horse battery", null]"#)
-            .expect(422, "VALIDATION_ERROR"),
-        case("anonymous is an array of every field", M::POST, "/v1/sessions/anonymous")
-            .json("[null]")
-            .expect(422, "VALIDATION_ERROR"),
-        case("admin session is an array of every field", M::POST, "/v1/admin/sessions")
-            .auth(Auth::Admin)
-            .json(format!(r#"["{user}", null, null]"#))
-            .expect(422, "VALIDATION_ERROR"),
-        case("patch is an array", M::PATCH, format!("/v1/admin/users/{user}"))
-            .auth(Auth::Admin)
-            .json("[false]")
-            .expect(422, "VALIDATION_ERROR"),
+        case(
+            "registration is an array of every field",
+            M::POST,
+            "/v1/users",
+        )
+        .json(r#"["array@example.com", "correct horse battery", null, null]"#)
+        .expect(422, "VALIDATION_ERROR"),
+        case(
+            "login is an array of every field",
+            M::POST,
+            "/v1/auth/password",
+        )
+        .json(r#"["array@example.com", "correct horse battery", null]"#)
+        .expect(422, "VALIDATION_ERROR"),
+        case(
+            "anonymous is an array of every field",
+            M::POST,
+            "/v1/sessions/anonymous",
+        )
+        .json("[null]")
+        .expect(422, "VALIDATION_ERROR"),
+        case(
+            "admin session is an array of every field",
+            M::POST,
+            "/v1/admin/sessions",
+        )
+        .auth(Auth::Admin)
+        .json(format!(r#"["{user}", null, null]"#))
+        .expect(422, "VALIDATION_ERROR"),
+        case(
+            "patch is an array",
+            M::PATCH,
+            format!("/v1/admin/users/{user}"),
+        )
+        .auth(Auth::Admin)
+        .json("[false]")
+        .expect(422, "VALIDATION_ERROR"),
         case("session data is an array", M::PUT, "/v1/session/data")
             .auth(Auth::Access)
             .json("[1, 2, 3]")
@@ -710,12 +788,27 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .json("null")
             .expect(422, "VALIDATION_ERROR")
             .field("data"),
-        case("admin session data is an array", M::POST, "/v1/admin/sessions")
-            .auth(Auth::Admin)
-            .json(format!(r#"{{"user_id": "{user}", "data": [1]}}"#))
-            .expect(422, "VALIDATION_ERROR")
-            .field("data"),
-        // --- Missing or unsupported content type: 415.
+        case(
+            "admin session data is an array",
+            M::POST,
+            "/v1/admin/sessions",
+        )
+        .auth(Auth::Admin)
+        .json(format!(r#"{{"user_id": "{user}", "data": [1]}}"#))
+        .expect(422, "VALIDATION_ERROR")
+        .field("data"),
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Missing or unsupported content type: 415.
+#[tokio::test]
+async fn missing_or_unsupported_content_types_are_415() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    use Method as M;
+    let cases = vec![
         case("no content type", M::POST, "/v1/users")
             .raw(r#"{"email": "a@example.com", "password": "correct horse battery"}"#)
             .expect(415, "VALIDATION_ERROR"),
@@ -743,10 +836,14 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .header("content-type", "text/xml")
             .raw(format!(r#"{{"user_id": "{user}"}}"#))
             .expect(415, "VALIDATION_ERROR"),
-        case("no content type, patch user", M::PATCH, format!("/v1/admin/users/{user}"))
-            .auth(Auth::Admin)
-            .raw(r#"{"active": false}"#)
-            .expect(415, "VALIDATION_ERROR"),
+        case(
+            "no content type, patch user",
+            M::PATCH,
+            format!("/v1/admin/users/{user}"),
+        )
+        .auth(Auth::Admin)
+        .raw(r#"{"active": false}"#)
+        .expect(415, "VALIDATION_ERROR"),
         case("text/plain, introspect", M::POST, "/v1/introspect")
             .auth(Auth::Admin)
             .header("content-type", "text/plain")
@@ -756,7 +853,20 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Admin)
             .raw(r#"{"token": "abc"}"#)
             .expect(415, "VALIDATION_ERROR"),
-        // --- Oversize: 413.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Oversize: 413.
+#[tokio::test]
+async fn oversize_bodies_are_413() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    let huge = format!(r#"{{"x": "{}"}}"#, "a".repeat(100 * 1024));
+    let big_data = format!(r#"{{"x": "{}"}}"#, "a".repeat(17 * 1024));
+    use Method as M;
+    let cases = vec![
         case("100 KiB registration", M::POST, "/v1/users")
             .json(&huge)
             .expect(413, "PAYLOAD_TOO_LARGE"),
@@ -774,10 +884,14 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Admin)
             .json(&huge)
             .expect(413, "PAYLOAD_TOO_LARGE"),
-        case("100 KiB patch user", M::PATCH, format!("/v1/admin/users/{user}"))
-            .auth(Auth::Admin)
-            .json(&huge)
-            .expect(413, "PAYLOAD_TOO_LARGE"),
+        case(
+            "100 KiB patch user",
+            M::PATCH,
+            format!("/v1/admin/users/{user}"),
+        )
+        .auth(Auth::Admin)
+        .json(&huge)
+        .expect(413, "PAYLOAD_TOO_LARGE"),
         case("17 KiB session data", M::PUT, "/v1/session/data")
             .auth(Auth::Access)
             .json(&big_data)
@@ -786,7 +900,17 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Admin)
             .json(format!(r#"{{"user_id": "{user}", "data": {big_data}}}"#))
             .expect(413, "PAYLOAD_TOO_LARGE"),
-        // --- Field validation: 422 naming the field.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Field validation: 422 naming the field.
+#[tokio::test]
+async fn field_rules_are_422_naming_the_field() {
+    let (app, fx) = setup().await;
+    use Method as M;
+    let cases = vec![
         case("bad email", M::POST, "/v1/users")
             .json(r#"{"email": "not-an-email", "password": "correct horse battery"}"#)
             .expect(422, "VALIDATION_ERROR")
@@ -841,21 +965,39 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .json(format!(r#"{{"device": {{"label": "{}"}}}}"#, "l".repeat(513)))
             .expect(422, "VALIDATION_ERROR")
             .field("device.label"),
-        // --- No or unusable Authorization: 401 TOKEN_NOT_PROVIDED.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// No or unusable Authorization: 401 TOKEN_NOT_PROVIDED.
+#[tokio::test]
+async fn missing_authorization_is_401_token_not_provided() {
+    let (app, fx) = setup().await;
+    let sid = &fx.session_id;
+    use Method as M;
+    let cases = vec![
         case("no Authorization", M::GET, "/v1/session").expect(401, "TOKEN_NOT_PROVIDED"),
         case("no Authorization, data", M::GET, "/v1/session/data")
             .expect(401, "TOKEN_NOT_PROVIDED"),
         case("no Authorization, put data", M::PUT, "/v1/session/data")
             .json("{}")
             .expect(401, "TOKEN_NOT_PROVIDED"),
-        case("no Authorization, logout", M::POST, "/v1/logout")
-            .expect(401, "TOKEN_NOT_PROVIDED"),
+        case("no Authorization, logout", M::POST, "/v1/logout").expect(401, "TOKEN_NOT_PROVIDED"),
         case("no Authorization, sessions", M::GET, "/v1/sessions")
             .expect(401, "TOKEN_NOT_PROVIDED"),
-        case("no Authorization, revoke all", M::DELETE, "/v1/sessions?except=current")
-            .expect(401, "TOKEN_NOT_PROVIDED"),
-        case("no Authorization, revoke one", M::DELETE, format!("/v1/sessions/{sid}"))
-            .expect(401, "TOKEN_NOT_PROVIDED"),
+        case(
+            "no Authorization, revoke all",
+            M::DELETE,
+            "/v1/sessions?except=current",
+        )
+        .expect(401, "TOKEN_NOT_PROVIDED"),
+        case(
+            "no Authorization, revoke one",
+            M::DELETE,
+            format!("/v1/sessions/{sid}"),
+        )
+        .expect(401, "TOKEN_NOT_PROVIDED"),
         case("bare Bearer", M::GET, "/v1/session")
             .auth(Auth::Header(b"Bearer".to_vec()))
             .expect(401, "TOKEN_NOT_PROVIDED"),
@@ -868,7 +1010,18 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
         case("access token without scheme", M::GET, "/v1/session")
             .auth(Auth::Header(fx.access.clone().into_bytes()))
             .expect(401, "TOKEN_NOT_PROVIDED"),
-        // --- Wrong tokens in the right place: 401 TOKEN_INVALID.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Wrong tokens in the right place: 401 TOKEN_INVALID.
+#[tokio::test]
+async fn wrong_tokens_in_the_right_place_are_401_token_invalid() {
+    let (app, fx) = setup().await;
+    let sid = &fx.session_id;
+    use Method as M;
+    let cases = vec![
         case("non-ASCII bearer token", M::GET, "/v1/session")
             .auth(Auth::Header(b"Bearer \xe9\xe9\xe9".to_vec()))
             .expect(401, "TOKEN_INVALID"),
@@ -878,72 +1031,165 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
         case("refresh token as bearer, logout", M::POST, "/v1/logout")
             .auth(Auth::Refresh)
             .expect(401, "TOKEN_INVALID"),
-        case("refresh token as bearer, revoke all", M::DELETE, "/v1/sessions")
-            .auth(Auth::Refresh)
-            .expect(401, "TOKEN_INVALID"),
+        case(
+            "refresh token as bearer, revoke all",
+            M::DELETE,
+            "/v1/sessions",
+        )
+        .auth(Auth::Refresh)
+        .expect(401, "TOKEN_INVALID"),
         case("garbage bearer, put data", M::PUT, "/v1/session/data")
             .auth(Auth::Bearer("garbage".into()))
             .json("{}")
             .expect(401, "TOKEN_INVALID"),
-        case("garbage bearer, revoke one", M::DELETE, format!("/v1/sessions/{sid}"))
-            .auth(Auth::Bearer("garbage".into()))
-            .expect(401, "TOKEN_INVALID"),
-        // --- Refresh tokens that are not: 401 REFRESH_TOKEN_INVALID.
-        // (See the refresh_garbage table below.)
-        // --- Bad UUIDs in paths: 400.
-        case("session id not a uuid", M::DELETE, "/v1/sessions/not-a-uuid")
-            .auth(Auth::Access)
-            .expect(400, "VALIDATION_ERROR"),
+        case(
+            "garbage bearer, revoke one",
+            M::DELETE,
+            format!("/v1/sessions/{sid}"),
+        )
+        .auth(Auth::Bearer("garbage".into()))
+        .expect(401, "TOKEN_INVALID"),
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Bad UUIDs in paths: 400.
+#[tokio::test]
+async fn bad_uuids_in_paths_are_400() {
+    let (app, fx) = setup().await;
+    let sid = &fx.session_id;
+    use Method as M;
+    let cases = vec![
+        case(
+            "session id not a uuid",
+            M::DELETE,
+            "/v1/sessions/not-a-uuid",
+        )
+        .auth(Auth::Access)
+        .expect(400, "VALIDATION_ERROR"),
         case("session id a number", M::DELETE, "/v1/sessions/123")
             .auth(Auth::Access)
             .expect(400, "VALIDATION_ERROR"),
-        case("session id with a suffix", M::DELETE, format!("/v1/sessions/{sid}x"))
-            .auth(Auth::Access)
-            .expect(400, "VALIDATION_ERROR"),
+        case(
+            "session id with a suffix",
+            M::DELETE,
+            format!("/v1/sessions/{sid}x"),
+        )
+        .auth(Auth::Access)
+        .expect(400, "VALIDATION_ERROR"),
         case("session id NUL", M::DELETE, "/v1/sessions/%00")
             .auth(Auth::Access)
             .expect(400, "VALIDATION_ERROR"),
         case("session id invalid UTF-8", M::DELETE, "/v1/sessions/%FF%FE")
             .auth(Auth::Access)
             .expect(400, "VALIDATION_ERROR"),
-        case("admin session id a number", M::DELETE, "/v1/admin/sessions/123")
-            .auth(Auth::Admin)
-            .expect(400, "VALIDATION_ERROR"),
+        case(
+            "admin session id a number",
+            M::DELETE,
+            "/v1/admin/sessions/123",
+        )
+        .auth(Auth::Admin)
+        .expect(400, "VALIDATION_ERROR"),
         case("admin user id zzz", M::GET, "/v1/admin/users/zzz/sessions")
             .auth(Auth::Admin)
             .expect(400, "VALIDATION_ERROR"),
-        case("admin user id zzz, delete", M::DELETE, "/v1/admin/users/zzz/sessions")
-            .auth(Auth::Admin)
-            .expect(400, "VALIDATION_ERROR"),
+        case(
+            "admin user id zzz, delete",
+            M::DELETE,
+            "/v1/admin/users/zzz/sessions",
+        )
+        .auth(Auth::Admin)
+        .expect(400, "VALIDATION_ERROR"),
         case("admin user id zzz, patch", M::PATCH, "/v1/admin/users/zzz")
             .auth(Auth::Admin)
             .json(r#"{"active": false}"#)
             .expect(400, "VALIDATION_ERROR"),
-        // --- Query: 400.
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Query: 400.
+#[tokio::test]
+async fn bad_queries_are_400() {
+    let (app, fx) = setup().await;
+    use Method as M;
+    let cases = vec![
         case("except=bogus", M::DELETE, "/v1/sessions?except=bogus")
             .auth(Auth::Access)
             .expect(400, "VALIDATION_ERROR"),
         case("except empty", M::DELETE, "/v1/sessions?except=")
             .auth(Auth::Access)
             .expect(400, "VALIDATION_ERROR"),
-        case("except twice", M::DELETE, "/v1/sessions?except=current&except=current")
-            .auth(Auth::Access)
-            .expect(400, "VALIDATION_ERROR"),
-        // --- Unknown fields where they matter: 422.
-        case("patch with an unknown field", M::PATCH, format!("/v1/admin/users/{user}"))
-            .auth(Auth::Admin)
-            .json(r#"{"active": false, "role": "admin"}"#)
-            .expect(422, "VALIDATION_ERROR"),
-        // --- Someone else's session: 404.
-        case("revoke a session that is not mine", M::DELETE, format!("/v1/sessions/{nobody}"))
-            .auth(Auth::Access)
-            .expect(404, "NOT_FOUND"),
-        // --- Unknown routes: 404; wrong methods: 405.
+        case(
+            "except twice",
+            M::DELETE,
+            "/v1/sessions?except=current&except=current",
+        )
+        .auth(Auth::Access)
+        .expect(400, "VALIDATION_ERROR"),
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Unknown fields where they matter: 422.
+#[tokio::test]
+async fn unknown_fields_where_they_matter_are_422() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    use Method as M;
+    let cases = vec![
+        case(
+            "patch with an unknown field",
+            M::PATCH,
+            format!("/v1/admin/users/{user}"),
+        )
+        .auth(Auth::Admin)
+        .json(r#"{"active": false, "role": "admin"}"#)
+        .expect(422, "VALIDATION_ERROR"),
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Someone else's session: 404.
+#[tokio::test]
+async fn someone_elses_session_is_404() {
+    let (app, fx) = setup().await;
+    let nobody = uuid::Uuid::now_v7();
+    use Method as M;
+    let cases = vec![
+        case(
+            "revoke a session that is not mine",
+            M::DELETE,
+            format!("/v1/sessions/{nobody}"),
+        )
+        .auth(Auth::Access)
+        .expect(404, "NOT_FOUND"),
+    ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// Unknown routes: 404; wrong methods: 405.
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    let sid = &fx.session_id;
+    use Method as M;
+    let cases = vec![
         case("unknown route", M::GET, "/v1/nope").expect(404, "NOT_FOUND"),
         case("unknown route, root", M::GET, "/").expect(404, "NOT_FOUND"),
-        case("unknown route, deeper", M::GET, format!("/v1/sessions/{sid}/extra"))
-            .auth(Auth::Access)
-            .expect(404, "NOT_FOUND"),
+        case(
+            "unknown route, deeper",
+            M::GET,
+            format!("/v1/sessions/{sid}/extra"),
+        )
+        .auth(Auth::Access)
+        .expect(404, "NOT_FOUND"),
         case("unknown admin route", M::POST, "/v1/admin/nope")
             .auth(Auth::Admin)
             .json("{}")
@@ -963,9 +1209,20 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Admin)
             .expect(405, "METHOD_NOT_ALLOWED"),
     ];
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
 
-    // Missing or wrong admin keys on every admin route and introspection: 403. Each
-    // request would do harm to the fixture user if it got through.
+/// Missing or wrong admin keys on every admin route and introspection: no credentials at
+/// all is 401 (RFC 9110), credentials that are not the key 403. Each request would do
+/// harm to the fixture user if it got through.
+#[tokio::test]
+async fn admin_routes_without_the_key_are_401_and_with_a_wrong_one_403() {
+    let (app, fx) = setup().await;
+    let user = &fx.user_id;
+    let sid = &fx.session_id;
+    use Method as M;
+    let mut cases = Vec::new();
     let admin_routes = [
         (
             M::POST,
@@ -994,7 +1251,6 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             Some("{".to_owned()),
         ),
     ];
-    // No credentials at all is 401 (RFC 9110); credentials that are not the key, 403.
     let wrong_keys = [
         ("wrong key", Auth::Bearer("wrong".into())),
         (
@@ -1033,8 +1289,16 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             cases.push(c);
         }
     }
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
 
-    // Forged, malformed and misplaced access tokens: 401 TOKEN_INVALID everywhere.
+/// Forged, malformed and misplaced access tokens: 401 TOKEN_INVALID everywhere.
+#[tokio::test]
+async fn forged_access_tokens_are_401_token_invalid() {
+    let (app, fx) = setup().await;
+    use Method as M;
+    let mut cases = Vec::new();
     let forged = forged_tokens(&app, &fx).await;
     for (name, token) in &forged {
         cases.push(
@@ -1048,7 +1312,16 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
                 .expect(401, "TOKEN_INVALID"),
         );
     }
-    // An expired token (signed by us) is TOKEN_EXPIRED, not INVALID.
+    run(&app, &fx, &cases).await;
+    assert_untouched(&app, &fx).await;
+}
+
+/// An expired token signed by us is TOKEN_EXPIRED (with `expired_at`), not INVALID.
+#[tokio::test]
+async fn an_expired_access_token_is_token_expired_with_its_time() {
+    let (app, fx) = setup().await;
+    use Method as M;
+    let mut cases = Vec::new();
     let (pkcs8, kid) = server_key(&app).await;
     let mut expired = claims_of(&fx.access);
     expired["exp"] = json!(app.clock_now().timestamp() - 1);
@@ -1062,8 +1335,18 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
             .auth(Auth::Bearer(expired.clone()))
             .expect(401, "TOKEN_EXPIRED"),
     );
+    run(&app, &fx, &cases).await;
+    let body = app.whoami(&expired).await.problem(401, "TOKEN_EXPIRED");
+    assert!(body["expired_at"].is_string(), "{body}");
+    assert_untouched(&app, &fx).await;
+}
 
-    // Refresh tokens that are not: 401 REFRESH_TOKEN_INVALID.
+/// Refresh tokens that are not: 401 REFRESH_TOKEN_INVALID.
+#[tokio::test]
+async fn refresh_tokens_that_are_not_are_401_refresh_token_invalid() {
+    let (app, fx) = setup().await;
+    use Method as M;
+    let mut cases = Vec::new();
     for (name, token) in refresh_garbage(&fx) {
         cases.push(
             case(format!("refresh: {name}"), M::POST, "/v1/token/refresh")
@@ -1071,25 +1354,8 @@ async fn bad_input_gets_the_exact_problem_and_never_a_500() {
                 .expect(401, "REFRESH_TOKEN_INVALID"),
         );
     }
-
     run(&app, &fx, &cases).await;
-
-    // None of it did anything: the session, the user and the refresh token live on.
-    let me = app.whoami(&fx.access).await.ok(200);
-    assert_eq!(me["user"]["active"], true);
-    assert_eq!(me["session"]["id"].as_str(), Some(fx.session_id.as_str()));
-    assert_eq!(
-        app.get("/v1/session/data", &fx.access).await.ok(200),
-        json!({})
-    );
-    let sessions = app.get("/v1/sessions", &fx.access).await.ok(200);
-    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
-    let check = app.validate(&fx.refresh).await;
-    assert_eq!(check["valid"], true, "{check}");
-
-    // The expired token carries `expired_at`.
-    let body = app.whoami(&expired).await.problem(401, "TOKEN_EXPIRED");
-    assert!(body["expired_at"].is_string(), "{body}");
+    assert_untouched(&app, &fx).await;
 }
 
 #[tokio::test]

@@ -6,8 +6,6 @@
 //! credentials are refused, unsupported methods answer 405 with `Allow`, and no input
 //! gets a 5xx.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -15,7 +13,7 @@ use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{PASSWORD, Server, expect, sessiond, tempdir, token};
+use crate::common::{PASSWORD, Server, expect, sessiond, tempdir, token};
 
 const SCHEMATHESIS: &str = "4.32.5";
 const ADMIN_KEY: &str = "api-description-admin-key-0123456789abcdef0123";

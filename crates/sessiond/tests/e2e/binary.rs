@@ -2,8 +2,6 @@
 //! a child process in its own temporary folder, talks to it over HTTP and reads its JSON
 //! log lines, the way an operator and a client would.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -11,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::{
+use crate::common::{
     CliOutput, PASSWORD, STOP, Server, event, events, expect, jwt_part, kid_of, run, serve,
     sessiond, tempdir, token,
 };
@@ -110,7 +108,7 @@ async fn everything_survives_a_restart_on_the_same_data_folder() {
 
     let second = Server::start(serve(dir.path(), Some(&data)));
     let api = second.api();
-    let login = expect(api.login(email, PASSWORD).await, 200);
+    let login = expect(api.login(email).await, 200);
     assert_eq!(login["user"]["id"], user_id);
     let me = expect(api.whoami(&access).await, 200);
     assert_eq!(me["session"]["id"], session_id);
@@ -226,13 +224,13 @@ async fn secrets_never_appear_in_the_log_even_at_debug_level() {
     let user_id = registered["user"]["id"].as_str().unwrap().to_owned();
     let first_session = registered["session"]["id"].as_str().unwrap().to_owned();
 
-    let (status, problem) = api.login(email, wrong_password).await;
+    let (status, problem) = api.login_with(email, wrong_password).await.into();
     assert_eq!(
         (status, problem["code"].as_str()),
         (401, Some("INVALID_CREDENTIALS"))
     );
 
-    let login = expect(api.login(email, PASSWORD).await, 200);
+    let login = expect(api.login(email).await, 200);
     keep(&login);
     let rotated = expect(api.refresh(&token(&login, "refresh_token")).await, 200);
     keep(&rotated);
@@ -286,7 +284,7 @@ async fn secrets_never_appear_in_the_log_even_at_debug_level() {
         api.call("POST", "/v1/logout", Some(&access), None).await,
         204,
     );
-    let (status, problem) = api.whoami(&access).await;
+    let (status, problem) = api.whoami(&access).await.into();
     assert_eq!(
         (status, problem["code"].as_str()),
         (401, Some("SESSION_REVOKED"))

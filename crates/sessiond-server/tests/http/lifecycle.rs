@@ -1,9 +1,7 @@
 //! Keys, restarts and load shedding: what happens around the requests.
 
-mod common;
-
+use crate::common::{self, *};
 use chrono::Duration;
-use common::*;
 use reqwest::Method;
 use serde_json::json;
 

@@ -1,10 +1,8 @@
 //! Login by emailed one-time code, through a real SMTP listener and the outbox.
 
-mod common;
-
+use crate::common::smtp::{SmtpServer, code_in};
+use crate::common::*;
 use chrono::Duration;
-use common::smtp::{SmtpServer, code_in};
-use common::*;
 use serde_json::{Value, json};
 
 backend_suite! {

@@ -1,8 +1,6 @@
 //! The calling session and the person's other sessions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 

@@ -6,8 +6,6 @@
 //! reachable PostgreSQL (and with `CI` unset) a test says so on stderr and passes; the
 //! Redis variant does the same for Redis on 127.0.0.1:6379.
 
-mod common;
-
 use std::future::Future;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -21,8 +19,8 @@ use sessiond_store::testing::postgres::{self, TestDatabase};
 use tempfile::TempDir;
 use tokio::task::JoinSet;
 
-use common::{
-    Api, PASSWORD, Server, expect, expect_problem, kid_of, run, say, sessiond, tempdir, token,
+use crate::common::{
+    Api, Server, expect, expect_problem, kid_of, run, say, sessiond, tempdir, token,
 };
 
 /// The admin key every instance of a cluster shares (at least 32 characters).
@@ -126,17 +124,18 @@ impl Deref for Instance {
     }
 }
 
+/// A session created by the admin API for `user_id`, through any instance's client.
+async fn admin_session(api: &Api, user_id: &str) -> Value {
+    let body = json!({"user_id": user_id});
+    let answer = api
+        .call("POST", "/v1/admin/sessions", Some(ADMIN_KEY), Some(body))
+        .await;
+    expect(answer, 201)
+}
+
 /// What these tests ask of an instance beyond the shared client; admin calls use the
 /// cluster's key.
-impl Api {
-    async fn admin_session(&self, user_id: &str) -> Value {
-        let body = json!({"user_id": user_id});
-        let answer = self
-            .call("POST", "/v1/admin/sessions", Some(ADMIN_KEY), Some(body))
-            .await;
-        expect(answer, 201)
-    }
-
+impl Instance {
     async fn admin_revoke(&self, session_id: &str) {
         let path = format!("/v1/admin/sessions/{session_id}");
         expect(self.call("DELETE", &path, Some(ADMIN_KEY), None).await, 204);
@@ -211,7 +210,7 @@ async fn revoked_on(instance: &Instance, access: &str) -> (Value, usize) {
     let deadline = Instant::now() + PATIENCE;
     let mut stale = 0;
     loop {
-        match instance.whoami(access).await {
+        match instance.whoami(access).await.into() {
             (401, problem) if problem["code"] == "SESSION_REVOKED" => return (problem, stale),
             (200, _) => stale += 1,
             (status, body) => panic!("unexpected answer while polling: {status} {body}"),
@@ -270,7 +269,7 @@ async fn a_refresh_raced_on_two_instances_answers_one_successor_and_reuse_is_cau
     for round in 1..RACES {
         let creator = if round % 2 == 0 { &a } else { &b };
         parents.push(token(
-            &creator.admin_session(&user_id).await,
+            &admin_session(creator, &user_id).await,
             "refresh_token",
         ));
     }
@@ -362,7 +361,7 @@ impl LoginRace {
             } else {
                 on_b.clone()
             };
-            async move { api.login(email, PASSWORD).await }
+            async move { api.login(email).await.into() }
         })
         .await;
         Some(LoginRace {
@@ -477,7 +476,7 @@ async fn revocation_propagation(cluster: Cluster, label: &str) {
     let creators = [a.api.clone(), b.api.clone(), c.api.clone()];
     let grants = concurrently(REVOCATIONS, |i| {
         let (api, user_id) = (creators[i % 3].clone(), user_id.clone());
-        async move { api.admin_session(&user_id).await }
+        async move { admin_session(&api, &user_id).await }
     })
     .await;
     let access_tokens: Vec<String> = grants.iter().map(|g| token(g, "access_token")).collect();
@@ -612,7 +611,7 @@ async fn an_instance_started_later_uses_the_signing_key_of_the_serving_one() {
         200,
     );
     assert_eq!(validated["valid"], true, "{validated}");
-    let from_b = expect(b.login("keys@example.com", PASSWORD).await, 200);
+    let from_b = expect(b.login("keys@example.com").await, 200);
     let access_b = token(&from_b, "access_token");
     assert_eq!(kid_of(&access_b), kid_of(&access_a));
     expect(a.whoami(&access_b).await, 200);

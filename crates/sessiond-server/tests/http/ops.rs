@@ -1,15 +1,13 @@
 //! Operations endpoints: health, readiness, metrics, keys, and the API description
 //! (OpenAPI document, snapshot, interactive reference).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -213,7 +211,7 @@ fn snapshot_path() -> PathBuf {
 }
 
 /// The served OpenAPI document is the committed one: API changes show up in review.
-/// `UPDATE_SNAPSHOTS=1 cargo test -p sessiond-server --test ops` rewrites it.
+/// `UPDATE_SNAPSHOTS=1 cargo test -p sessiond-server --test http ops::openapi` rewrites it.
 #[tokio::test]
 async fn openapi_matches_the_committed_snapshot() {
     let app = spawn_app().await;
@@ -228,7 +226,7 @@ async fn openapi_matches_the_committed_snapshot() {
     let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "cannot read {} ({e}); create it with \
-             `UPDATE_SNAPSHOTS=1 cargo test -p sessiond-server --test ops`",
+             `UPDATE_SNAPSHOTS=1 cargo test -p sessiond-server --test http ops::openapi`",
             path.display()
         )
     });
@@ -249,7 +247,7 @@ async fn openapi_matches_the_committed_snapshot() {
             "the served OpenAPI document differs from {} from line {}:\n\
              --- committed\n{}\n--- served\n{}\n\
              If the API change is intended, run \
-             `UPDATE_SNAPSHOTS=1 cargo test -p sessiond-server --test ops` and commit the file.",
+             `UPDATE_SNAPSHOTS=1 cargo test -p sessiond-server --test http ops::openapi` and commit the file.",
             path.display(),
             first + 1,
             around(&committed),

@@ -1,11 +1,9 @@
 //! PostgreSQL going away: clean, fast 503s, and recovery without a restart.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::proxy::{Mode, Proxy};
-use common::*;
+use crate::common::proxy::{Mode, Proxy};
+use crate::common::*;
 use reqwest::Method;
 use sessiond_store::testing::postgres;
 

@@ -1,9 +1,7 @@
 //! Abuse limits per client IP, per session and per account.
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reqwest::Method;
 use serde_json::json;
 
@@ -75,7 +73,7 @@ backend_suite! {
         let app = spawn_with(|c| c.rate_limits.anonymous = "2/1h".parse().unwrap()).await;
         for i in 0..2 {
             let reply = app
-                .client
+                .http
                 .post(format!("{}/v1/sessions/anonymous", app.base))
                 .header("x-forwarded-for", format!("203.0.113.{i}"))
                 .header("forwarded", format!("for=198.51.100.{i}"))
@@ -90,7 +88,7 @@ backend_suite! {
             );
         }
         let reply = app
-            .client
+            .http
             .post(format!("{}/v1/sessions/anonymous", app.base))
             .header("x-forwarded-for", "203.0.113.99")
             .send()
@@ -107,7 +105,7 @@ backend_suite! {
         })
         .await;
         let create = |ip: &'static str| {
-            app.client
+            app.http
                 .post(format!("{}/v1/sessions/anonymous", app.base))
                 .header("x-forwarded-for", ip)
                 .send()

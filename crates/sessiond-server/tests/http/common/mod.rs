@@ -8,17 +8,14 @@ pub mod smtp;
 
 use std::sync::Arc;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
 use sessiond_core::ManualClock;
+pub use sessiond_server::testing::*;
 use sessiond_server::{App, Config};
 use sessiond_store::Store;
 use sessiond_store::testing::postgres::{self, TestDatabase};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-pub const PASSWORD: &str = "correct horse battery";
 
 /// Which storage a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +24,11 @@ pub enum Backend {
     Postgres,
 }
 
+/// A running server and the client that talks to it (`app.register(…)`, `app.base`,
+/// `app.admin_key` are the client's, through `Deref`).
 pub struct TestApp {
-    pub base: String,
-    pub client: reqwest::Client,
+    pub api: ApiClient,
     pub clock: ManualClock,
-    pub admin_key: String,
     pub store: Arc<dyn Store>,
     pub dir: TempDir,
     pub backend: Backend,
@@ -49,62 +46,6 @@ pub struct Stopped {
     pub backend: Backend,
     pub database: Option<Arc<TestDatabase>>,
     pub admin_key: String,
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts a problem+json answer with this status and code; returns the body.
-    #[track_caller]
-    /// Checks a problem answer and returns its body without `instance`, which names the
-    /// request (it must, and must match `X-Request-Id`) and so differs between answers
-    /// that are otherwise the same.
-    pub fn problem(&self, status: u16, code: &str) -> Value {
-        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "body: {}",
-            self.text
-        );
-        let body = self.json();
-        assert_eq!(body["code"], code, "body: {}", self.text);
-        assert_eq!(body["status"], status);
-        let mut body = body;
-        let instance = body.as_object_mut().and_then(|b| b.remove("instance"));
-        let request_id = self.header("x-request-id").unwrap_or_default();
-        assert_eq!(
-            instance.as_ref().and_then(Value::as_str),
-            Some(format!("urn:sessiond:request:{request_id}").as_str()),
-            "body: {}",
-            self.text
-        );
-        body
-    }
-
-    #[track_caller]
-    pub fn ok(&self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
-        if self.text.is_empty() {
-            Value::Null
-        } else {
-            self.json()
-        }
-    }
 }
 
 /// On SQLite: for tests that are about something other than storage.
@@ -137,7 +78,7 @@ pub async fn spawn_on(backend: Backend, configure: impl FnOnce(&mut Config)) -> 
 
 /// Whether PostgreSQL tests run here (announcing a skip on stderr when not).
 pub async fn postgres_available() -> bool {
-    postgres::fresh_database().await.is_some()
+    postgres::available().await
 }
 
 /// Starts a server on stopped storage (a restart), keeping the clock and admin key.
@@ -166,10 +107,8 @@ pub async fn restart(stopped: Stopped, configure: impl FnOnce(&mut Config)) -> T
         .expect("server runs");
     });
     TestApp {
-        base,
-        client: reqwest::Client::new(),
+        api: ApiClient::new(base, stopped.admin_key),
         clock: stopped.clock,
-        admin_key: stopped.admin_key,
         store,
         dir: stopped.dir,
         backend: stopped.backend,
@@ -219,13 +158,13 @@ macro_rules! backend_suite {
             use super::*;
 
             #[allow(dead_code)]
-            async fn spawn_app() -> common::TestApp {
+            async fn spawn_app() -> $crate::common::TestApp {
                 spawn_with(|_| {}).await
             }
 
             #[allow(dead_code)]
-            async fn spawn_with(configure: impl FnOnce(&mut sessiond_server::Config)) -> common::TestApp {
-                common::spawn_on(common::Backend::$backend, configure)
+            async fn spawn_with(configure: impl FnOnce(&mut sessiond_server::Config)) -> $crate::common::TestApp {
+                $crate::common::spawn_on($crate::common::Backend::$backend, configure)
                     .await
                     .expect("backend availability was checked before the test")
             }
@@ -235,7 +174,7 @@ macro_rules! backend_suite {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    if $check && !common::postgres_available().await {
+                    if $check && !$crate::common::postgres_available().await {
                         return;
                     }
                     $body
@@ -243,6 +182,14 @@ macro_rules! backend_suite {
             )*
         }
     };
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
 }
 
 impl TestApp {
@@ -261,28 +208,6 @@ impl TestApp {
             backend: self.backend,
             database: self.database.take(),
             admin_key: self.admin_key.clone(),
-        }
-    }
-
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("request reaches the server");
-        Reply {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            text: resp.text().await.expect("body"),
         }
     }
 
@@ -312,109 +237,4 @@ impl TestApp {
         use sessiond_core::Clock;
         self.clock.now()
     }
-
-    pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, None, Some(body)).await
-    }
-
-    /// A POST as client `ip`, named in `X-Forwarded-For` (the app must trust 127.0.0.1
-    /// as a proxy for it to count).
-    pub async fn post_from(&self, ip: &str, path: &str, body: Value) -> Reply {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("x-forwarded-for", ip)
-            .json(&body)
-            .send()
-            .await
-            .expect("request reaches the server");
-        Reply {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            text: resp.text().await.expect("body"),
-        }
-    }
-
-    pub async fn post_as(&self, path: &str, bearer: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, Some(bearer), Some(body))
-            .await
-    }
-
-    pub async fn get(&self, path: &str, bearer: &str) -> Reply {
-        self.send(Method::GET, path, Some(bearer), None).await
-    }
-
-    pub async fn delete(&self, path: &str, bearer: &str) -> Reply {
-        self.send(Method::DELETE, path, Some(bearer), None).await
-    }
-
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.send(method, path, Some(&self.admin_key.clone()), body)
-            .await
-    }
-
-    /// Registers `email` and returns the token response.
-    pub async fn register(&self, email: &str) -> Value {
-        self.post("/v1/users", json!({"email": email, "password": PASSWORD}))
-            .await
-            .ok(201)
-    }
-
-    pub async fn login(&self, email: &str) -> Reply {
-        self.post(
-            "/v1/auth/password",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await
-    }
-
-    pub async fn refresh(&self, refresh_token: &str) -> Reply {
-        self.post("/v1/token/refresh", json!({"refresh_token": refresh_token}))
-            .await
-    }
-
-    pub async fn whoami(&self, access_token: &str) -> Reply {
-        self.get("/v1/session", access_token).await
-    }
-
-    pub async fn introspect(&self, token: &str) -> Value {
-        self.admin(
-            Method::POST,
-            "/v1/introspect",
-            Some(json!({"token": token})),
-        )
-        .await
-        .ok(200)
-    }
-
-    pub async fn validate(&self, token: &str) -> Value {
-        self.post("/v1/token/validate", json!({"token": token}))
-            .await
-            .ok(200)
-    }
-}
-
-pub fn access(grant: &Value) -> String {
-    grant["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
-}
-
-pub fn refresh_of(grant: &Value) -> String {
-    grant["refresh_token"]
-        .as_str()
-        .expect("refresh_token")
-        .to_owned()
-}
-
-pub fn session_id(grant: &Value) -> String {
-    grant["session"]["id"]
-        .as_str()
-        .expect("session id")
-        .to_owned()
-}
-
-pub fn unique_email() -> String {
-    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
 }
