@@ -16,10 +16,10 @@ use sessiond_core::{
     AuthMethod, Device, DomainError, Email, RefreshToken, Session, SessionId, SessionPolicy,
     TokenHash, User, UserId,
 };
-use sessiond_server::activity::ActivityTracker;
-use sessiond_server::cache::{SessionCache, VerifiedTokens};
 use sessiond_server::http::dto::TokenResponse;
 use sessiond_server::service::{SessionInfo, TokenGrant};
+use sessiond_server::state::activity::ActivityTracker;
+use sessiond_server::state::cache::{SessionCache, VerifiedTokens};
 
 /// Other sessions in the caches, so lookups are not into a near-empty map.
 const OTHER_SESSIONS: usize = 1_000;

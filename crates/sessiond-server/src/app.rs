@@ -17,20 +17,21 @@ use sessiond_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::activity::ActivityTracker;
-use crate::cache::{SessionCache, VerifiedTokens};
 use crate::config::ConfigError;
-use crate::exchange::{Exchange, ExchangeConfigError};
-use crate::fanout::{Fanout, RedisChannel};
 use crate::http::client_ip::TrustedProxies;
-use crate::keys::{KeyManager, KeysError};
-use crate::mail::{MailConfigError, Mailer, Templates};
-use crate::password_pool::PasswordPool;
+use crate::infra::exchange::{Exchange, ExchangeConfigError};
+use crate::infra::mail::{MailConfigError, Mailer, Templates};
+use crate::infra::password_pool::PasswordPool;
+use crate::infra::redis::Redis;
 use crate::ratelimit::{
     CounterStore, FallbackCounters, MemoryCounters, RateLimiter, RedisCounters,
 };
 use crate::service::otp::OtpSettings;
 use crate::service::{Service, ServiceParts};
+use crate::state::activity::ActivityTracker;
+use crate::state::cache::{SessionCache, VerifiedTokens};
+use crate::state::fanout::{Fanout, RedisChannel};
+use crate::state::keys::{KeyManager, KeysError};
 use crate::{AppState, Config, Shared, open_store_with_events};
 
 /// The file in the data folder that holds the generated admin API key.
@@ -76,7 +77,7 @@ pub struct App {
     state: AppState,
     config: Config,
     counters: Arc<MemoryCounters>,
-    shared_counters: Option<Arc<FallbackCounters>>,
+    redis: Option<Arc<Redis>>,
 }
 
 impl App {
@@ -103,11 +104,14 @@ impl App {
             .password_hash_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let counters = Arc::new(MemoryCounters::default());
-        let shared_counters = shared_counters(&config, &counters).await?;
+        let redis = open_redis(&config).await?;
         let limits = RateLimiter::new(
             config.rate_limits.clone(),
-            match &shared_counters {
-                Some(shared) => shared.clone() as Arc<dyn CounterStore>,
+            match &redis {
+                Some(redis) => Arc::new(FallbackCounters::new(
+                    RedisCounters::new(redis.clone(), &config.redis_prefix),
+                    counters.clone(),
+                )) as Arc<dyn CounterStore>,
                 None => counters.clone(),
             },
             clock.clone(),
@@ -140,9 +144,9 @@ impl App {
             SESSION_CACHE_TTL,
             events.is_none(),
         ));
-        let redis_channel = shared_counters
+        let redis_channel = redis
             .as_ref()
-            .map(|shared| RedisChannel::new(shared.link().clone(), &config.redis_prefix));
+            .map(|redis| RedisChannel::new(redis.clone(), &config.redis_prefix));
         let fanout = Arc::new(Fanout::new(cache, events, redis_channel));
         let service = Service::from(ServiceParts {
             verified: VerifiedTokens::new(VERIFIED_TOKENS_CAPACITY),
@@ -172,14 +176,14 @@ impl App {
             trusted_proxies: Arc::new(trusted_proxies),
             metrics: metrics_handle(),
             max_body_bytes: config.max_body_bytes,
-            redis: shared_counters.as_ref().map(|shared| shared.health()),
+            redis: redis.clone(),
         });
         Ok(Self {
             listener,
             state,
             config,
             counters,
-            shared_counters,
+            redis,
         })
     }
 
@@ -266,12 +270,12 @@ impl App {
             counters.prune(service.now());
             std::future::ready(())
         })));
-        if let Some(shared) = &self.shared_counters {
-            tasks.push(tokio::spawn(shared.clone().watch()));
+        if let Some(redis) = &self.redis {
+            tasks.push(tokio::spawn(redis.clone().watch()));
         }
         let service = self.state.service.clone();
         tasks.push(tokio::spawn(every(
-            crate::keys::RELOAD_INTERVAL,
+            crate::state::keys::RELOAD_INTERVAL,
             move || {
                 let service = service.clone();
                 async move {
@@ -285,27 +289,23 @@ impl App {
     }
 }
 
-/// With `redis_url`, counters shared through Redis with `local` behind them. Redis being
-/// down does not stop the start: the instance starts degraded and recovers by itself.
-async fn shared_counters(
-    config: &Config,
-    local: &Arc<MemoryCounters>,
-) -> Result<Option<Arc<FallbackCounters>>, AppError> {
+/// With `redis_url`, the Redis every instance shares. Redis being down does not stop the
+/// start: the instance starts degraded and recovers by itself.
+async fn open_redis(config: &Config) -> Result<Option<Arc<Redis>>, AppError> {
     let Some(url) = &config.redis_url else {
         return Ok(None);
     };
-    let redis = RedisCounters::open(url, &config.redis_prefix).map_err(|e| ConfigError {
+    let redis = Redis::open(url).map_err(|e| ConfigError {
         key: "redis_url",
         problem: e.to_string(),
     })?;
-    let shared = Arc::new(FallbackCounters::new(redis, local.clone()));
-    if shared.check().await {
+    if redis.check().await {
         tracing::info!(
             redis = %crate::config::mask_url_password(url),
-            "rate limits are shared through Redis"
+            "rate limits and session changes are shared through Redis"
         );
     }
-    Ok(Some(shared))
+    Ok(Some(Arc::new(redis)))
 }
 
 /// Runs `job` every `period`, starting one period from now.
@@ -361,7 +361,7 @@ pub fn load_or_create_admin_key(path: &Path) -> std::io::Result<ApiKey> {
         Err(e) => return Err(e),
     }
     if let Some(dir) = path.parent() {
-        crate::storage::create_private_dir(dir)?;
+        crate::infra::storage::create_private_dir(dir)?;
     }
     let key = ApiKey::generate();
     let mut options = std::fs::OpenOptions::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sessiond_core::{OnLimit, SessionPolicy};
 
-use crate::exchange::ExchangeConfig;
+use crate::infra::exchange::ExchangeConfig;
 use crate::ratelimit::RateLimitConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,7 +322,7 @@ impl Config {
         shown.database_url = shown.database_url.as_deref().map(mask_url_password);
         shown.redis_url = shown.redis_url.as_deref().map(mask_url_password);
         shown.smtp_url = shown.smtp_url.as_deref().map(mask_url_password);
-        shown.exchange = crate::exchange::masked(&shown.exchange);
+        shown.exchange = crate::infra::exchange::masked(&shown.exchange);
         shown
     }
 }

@@ -1,20 +1,13 @@
 //! The sessiond HTTP server: routes, extractors and problem responses over the session
 //! rules in [`service`], on top of any [`sessiond_store::Store`].
 
-pub mod activity;
 pub mod app;
-pub mod cache;
 pub mod config;
-pub mod exchange;
-pub mod fanout;
 pub mod http;
-pub mod keys;
-pub mod mail;
-pub mod password_pool;
+pub mod infra;
 pub mod ratelimit;
-pub mod redis_link;
 pub mod service;
-mod storage;
+pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -24,7 +17,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use app::{App, AppError};
 pub use config::Config;
-pub use storage::{open_store, open_store_with_events};
+pub use infra::storage::{open_store, open_store_with_events};
 
 /// What every handler can reach. Cloned for every request (axum's `State`), so it is one
 /// shared pointer rather than a struct of several.
@@ -51,6 +44,6 @@ pub struct Shared {
     pub trusted_proxies: Arc<http::client_ip::TrustedProxies>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
-    /// Whether the shared rate-limit counters are reachable; `None` without `redis_url`.
-    pub redis: Option<Arc<ratelimit::RedisHealth>>,
+    /// The shared Redis, for readiness to report; `None` without `redis_url`.
+    pub redis: Option<Arc<infra::redis::Redis>>,
 }

@@ -64,7 +64,7 @@ async fn keys(command: KeysCommand, config: Config) -> anyhow::Result<()> {
                 println!("no signing keys yet: `sessiond serve` creates one on first start");
             }
             let window =
-                sessiond_server::keys::verification_window(config.policy().access_token_ttl);
+                sessiond_server::state::keys::verification_window(config.policy().access_token_ttl);
             for key in keys {
                 let status = match key.retired_at {
                     None => "active".to_owned(),
@@ -81,7 +81,7 @@ async fn keys(command: KeysCommand, config: Config) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Rotate => {
-            let key = sessiond_server::keys::rotate(store.as_ref(), now).await?;
+            let key = sessiond_server::state::keys::rotate(store.as_ref(), now).await?;
             println!(
                 "new signing key {}; previous keys keep verifying until their tokens have expired. \
                  Running instances pick it up within a minute.",

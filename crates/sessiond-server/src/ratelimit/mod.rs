@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sessiond_core::{Clock, DomainError};
 
 pub use failures::Secret;
-pub use fallback::{FallbackCounters, RedisHealth};
+pub use fallback::FallbackCounters;
 pub use memory::MemoryCounters;
 pub use redis::RedisCounters;
 

@@ -16,7 +16,7 @@ use redis::Script;
 use super::memory::window_of;
 use super::{CounterError, CounterStore, WindowCount};
 
-use crate::redis_link::{RedisLink, RedisLinkError};
+use crate::infra::redis::{Redis, RedisError};
 
 /// Keys outlive their window by this much, so an instance whose clock runs a little
 /// behind still finds the count rather than starting the window afresh.
@@ -33,13 +33,13 @@ return n
 ";
 
 pub struct RedisCounters {
-    link: Arc<RedisLink>,
+    link: Arc<Redis>,
     prefix: String,
     increment: Script,
 }
 
 impl RedisCounters {
-    pub fn new(link: Arc<RedisLink>, prefix: &str) -> Self {
+    pub fn new(link: Arc<Redis>, prefix: &str) -> Self {
         Self {
             link,
             prefix: prefix.to_owned(),
@@ -47,13 +47,8 @@ impl RedisCounters {
         }
     }
 
-    /// Counters on their own connection to `url`.
-    pub fn open(url: &str, prefix: &str) -> Result<Self, CounterError> {
-        let link = RedisLink::open(url).map_err(failed)?;
-        Ok(Self::new(Arc::new(link), prefix))
-    }
-
-    pub fn link(&self) -> &Arc<RedisLink> {
+    /// The Redis the counters live in, whose health says whether to ask it.
+    pub fn redis(&self) -> &Redis {
         &self.link
     }
 
@@ -62,17 +57,9 @@ impl RedisCounters {
         let (index, _) = window_of(window, now);
         format!("{}rl:{key}:{index}", self.prefix)
     }
-
-    pub async fn ping(&self) -> Result<(), CounterError> {
-        self.link.ping().await.map_err(failed)
-    }
-
-    pub async fn reset(&self) {
-        self.link.reset().await;
-    }
 }
 
-fn failed(e: RedisLinkError) -> CounterError {
+fn failed(e: RedisError) -> CounterError {
     CounterError(e.to_string())
 }
 
@@ -135,20 +122,24 @@ mod tests {
 
     /// A Redis for this test, or `None` (announced) when none answers and `CI` is unset.
     async fn redis(prefix: &str) -> Option<RedisCounters> {
-        let counters = RedisCounters::open(URL, prefix).unwrap();
-        match counters.ping().await {
-            Ok(()) => Some(counters),
-            Err(e) if std::env::var_os("CI").is_none() => {
-                eprintln!("skipped: Redis not reachable ({e})");
-                None
-            }
-            Err(e) => panic!("Redis must be reachable on {URL} in CI: {e}"),
+        let counters = open(URL, prefix);
+        if counters.redis().check().await {
+            Some(counters)
+        } else if std::env::var_os("CI").is_none() {
+            eprintln!("skipped: Redis not reachable on {URL}");
+            None
+        } else {
+            panic!("Redis must be reachable on {URL} in CI");
         }
+    }
+
+    fn open(url: &str, prefix: &str) -> RedisCounters {
+        RedisCounters::new(Arc::new(Redis::open(url).unwrap()), prefix)
     }
 
     #[test]
     fn keys_name_the_memory_window() {
-        let counters = RedisCounters::open(URL, "p:").unwrap();
+        let counters = open(URL, "p:");
         let w = Duration::from_secs(60);
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let (index, _) = window_of(w, t0);
@@ -225,7 +216,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_redis_fails_fast() {
         // Nothing listens on port 1.
-        let redis = RedisCounters::open("redis://127.0.0.1:1", "p:").unwrap();
+        let redis = open("redis://127.0.0.1:1", "p:");
         let started = std::time::Instant::now();
         assert!(
             redis
@@ -233,9 +224,10 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert!(redis.ping().await.is_err());
+        assert!(!redis.redis().check().await);
         assert!(
-            started.elapsed() < 2 * crate::redis_link::DEFAULT_TIMEOUT + Duration::from_millis(100)
+            started.elapsed()
+                < 2 * crate::infra::redis::DEFAULT_TIMEOUT + Duration::from_millis(100)
         );
     }
 }

@@ -8,7 +8,7 @@ use sessiond_core::refresh::{RefreshDecision, StoredRefreshToken, decide};
 use sessiond_core::{DomainError, RefreshToken, RevokeReason, Session, SessionId, User, UserId};
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::cache::Invalidation;
+use crate::state::cache::Invalidation;
 
 /// A request's verified access token with the live session and user behind it.
 /// Shared with the caches, so a cache hit copies no strings.

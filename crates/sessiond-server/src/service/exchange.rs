@@ -5,8 +5,8 @@ use sessiond_store::{NewUser, UserProfile};
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
-use crate::cache::Invalidation;
-use crate::exchange::ExternalIdentity;
+use crate::infra::exchange::ExternalIdentity;
+use crate::state::cache::Invalidation;
 
 impl Service {
     pub async fn exchange(

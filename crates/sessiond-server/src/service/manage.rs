@@ -6,7 +6,7 @@ use sessiond_core::{DomainError, RevokeReason, SessionId, User, UserId, fields};
 use sessiond_store::PurgeBefore;
 
 use super::{Authenticated, Service, ServiceResult, SessionInfo};
-use crate::cache::Invalidation;
+use crate::state::cache::Invalidation;
 
 /// Largest app-data object a session may carry.
 /// Rows per purge batch: a batch is about a millisecond of work, shorter than a

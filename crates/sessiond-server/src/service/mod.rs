@@ -16,12 +16,12 @@ use sessiond_core::jwt::TokenAudience;
 use sessiond_core::{Clock, DomainError, Session, SessionId, SessionPolicy, TokenHash, User};
 use sessiond_store::{LiveWindow, Store, StoreError};
 
-use crate::activity::ActivityTracker;
-use crate::cache::Invalidation;
-use crate::fanout::Fanout;
-use crate::keys::KeyManager;
-use crate::password_pool::PasswordPool;
+use crate::infra::password_pool::PasswordPool;
 use crate::ratelimit::RateLimiter;
+use crate::state::activity::ActivityTracker;
+use crate::state::cache::Invalidation;
+use crate::state::fanout::Fanout;
+use crate::state::keys::KeyManager;
 
 pub use check::{Authenticated, Introspection, Validation};
 pub use grant::TokenGrant;
@@ -60,9 +60,9 @@ pub struct ServiceParts {
     /// Announces session and user changes to every instance's cache.
     pub fanout: Arc<Fanout>,
     /// Access tokens already verified, to skip the signature check on repeat presentations.
-    pub verified: crate::cache::VerifiedTokens,
+    pub verified: crate::state::cache::VerifiedTokens,
     pub otp: otp::OtpSettings,
-    pub exchange: crate::exchange::Exchange,
+    pub exchange: crate::infra::exchange::Exchange,
 }
 
 pub struct Service {
@@ -79,9 +79,9 @@ pub struct Service {
     /// Announces session and user changes to every instance's cache.
     fanout: Arc<Fanout>,
     /// Access tokens already verified, to skip the signature check on repeat presentations.
-    verified: crate::cache::VerifiedTokens,
+    verified: crate::state::cache::VerifiedTokens,
     otp: otp::OtpSettings,
-    exchange: crate::exchange::Exchange,
+    exchange: crate::infra::exchange::Exchange,
 }
 
 impl From<ServiceParts> for Service {
@@ -117,7 +117,7 @@ impl Service {
     }
 
     /// Re-reads the signing keys from storage (a rotation by another instance).
-    pub async fn reload_keys(&self) -> Result<(), crate::keys::KeysError> {
+    pub async fn reload_keys(&self) -> Result<(), crate::state::keys::KeysError> {
         self.keys.reload(self.store.as_ref(), self.now()).await
     }
 

@@ -10,7 +10,7 @@ use sessiond_store::NewUser;
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
-use crate::mail::Mailer;
+use crate::infra::mail::Mailer;
 use crate::ratelimit::{Policy, Secret};
 
 /// How codes are issued, from `[otp]`.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use serde_json::json;
-use sessiond_server::exchange::{ExchangeConfig, ProviderConfig, ResponseMapping};
+use sessiond_server::infra::exchange::{ExchangeConfig, ProviderConfig, ResponseMapping};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -23,8 +23,9 @@ fn the_shipped_rapido_example_is_a_valid_configuration() {
     let with_vars = |v: &str| {
         matches!(v, "RAPIDO_CLIENT_KEY" | "RAPIDO_CLIENT_ID").then(|| format!("value-of-{v}"))
     };
-    assert!(sessiond_server::exchange::Exchange::new(&config.exchange, with_vars).is_ok());
-    let Err(err) = sessiond_server::exchange::Exchange::new(&config.exchange, |_| None) else {
+    assert!(sessiond_server::infra::exchange::Exchange::new(&config.exchange, with_vars).is_ok());
+    let Err(err) = sessiond_server::infra::exchange::Exchange::new(&config.exchange, |_| None)
+    else {
         panic!("missing variables must fail");
     };
     assert!(err.to_string().contains("RAPIDO_CLIENT_KEY"), "{err}");

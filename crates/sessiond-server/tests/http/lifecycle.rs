@@ -53,7 +53,7 @@ backend_suite! {
         let old = app.register(&unique_email()).await;
         let old_kid = kid_of(&access(&old));
 
-        let new_key = sessiond_server::keys::rotate(app.store.as_ref(), app.clock_now())
+        let new_key = sessiond_server::state::keys::rotate(app.store.as_ref(), app.clock_now())
             .await
             .unwrap();
         app.state_reload_keys().await;
@@ -82,7 +82,7 @@ backend_suite! {
         // A second instance on the same storage rotates the key and signs with it; the
         // first has not reloaded yet and learns the key on demand from the token's `kid`.
         let other = common::spawn_sibling(&app, |_| {}).await;
-        let new_key = sessiond_server::keys::rotate(other.store.as_ref(), other.clock_now())
+        let new_key = sessiond_server::state::keys::rotate(other.store.as_ref(), other.clock_now())
             .await
             .unwrap();
         other.state_reload_keys().await;

@@ -2,7 +2,7 @@
 //! storage round trip in the common case.
 //!
 //! Exactness comes from invalidation, not from expiry: every change to a session or user
-//! anywhere is published (see [`crate::fanout`]) and evicts the entry on every instance.
+//! anywhere is published (see [`crate::state::fanout`]) and evicts the entry on every instance.
 //! Three rules keep that exact:
 //! - the cache is only consulted while invalidations are known to arrive (`usable`); when
 //!   the channel drops, it is emptied and bypassed until the channel is back;

@@ -11,8 +11,8 @@ use sessiond_store::postgres::events::{PgEvents, PgSubscription};
 
 use futures_util::StreamExt;
 
-use crate::cache::{Invalidation, SessionCache};
-use crate::redis_link::RedisLink;
+use crate::infra::redis::Redis;
+use crate::state::cache::{Invalidation, SessionCache};
 
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// Silence this long means the subscription is dead, whatever the socket says.
@@ -25,12 +25,12 @@ const PER_NOTIFICATION: usize = 150;
 /// for changes. It adds speed, not trust: the cache is trusted on the PostgreSQL
 /// channel's heartbeat, so losing Redis loses nothing.
 pub struct RedisChannel {
-    link: Arc<RedisLink>,
+    link: Arc<Redis>,
     name: String,
 }
 
 impl RedisChannel {
-    pub fn new(link: Arc<RedisLink>, prefix: &str) -> Self {
+    pub fn new(link: Arc<Redis>, prefix: &str) -> Self {
         Self {
             link,
             name: format!("{prefix}invalidations"),
@@ -96,6 +96,10 @@ impl Fanout {
     }
 
     async fn publish_redis(&self, redis: &RedisChannel, payload: &str) {
+        if !redis.link.is_up() {
+            // Not worth a timeout per change: PostgreSQL carries it anyway.
+            return;
+        }
         let published = redis
             .link
             .bounded(async {
@@ -109,7 +113,7 @@ impl Fanout {
             .await;
         if let Err(e) = published {
             // PostgreSQL carries the change too; Redis only makes it faster.
-            tracing::debug!(error = %e, "could not publish a session change through Redis");
+            redis.link.failed(&e);
         }
     }
 

@@ -8,8 +8,8 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sessiond_core::otp::OtpCode;
 
-const DEFAULT_TEXT: &str = include_str!("../templates/otp.txt");
-const DEFAULT_HTML: &str = include_str!("../templates/otp.html");
+const DEFAULT_TEXT: &str = include_str!("../../templates/otp.txt");
+const DEFAULT_HTML: &str = include_str!("../../templates/otp.html");
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
