@@ -116,14 +116,10 @@ impl App {
             },
             clock.clone(),
         );
-        let trusted_proxies =
-            TrustedProxies::parse(&config.trusted_proxies).map_err(|problem| ConfigError {
-                key: "trusted_proxies",
-                problem,
-            })?;
+        let trusted_proxies = TrustedProxies::new(&config.trusted_proxies);
         let templates = Templates::load(&config.otp.subject, config.otp.template_dir.as_deref())?;
         let mailer = Mailer::new(
-            config.smtp_url.as_deref(),
+            config.smtp_url.as_ref(),
             &config.data_dir.join(OUTBOX_DIR),
             &config.mail_from,
             &config.app_name,
@@ -295,13 +291,13 @@ async fn open_redis(config: &Config) -> Result<Option<Arc<Redis>>, AppError> {
     let Some(url) = &config.redis_url else {
         return Ok(None);
     };
-    let redis = Redis::open(url).map_err(|e| ConfigError {
+    let redis = Redis::open(url.as_str()).map_err(|e| ConfigError {
         key: "redis_url",
         problem: e.to_string(),
     })?;
     if redis.check().await {
         tracing::info!(
-            redis = %crate::config::mask_url_password(url),
+            redis = ?url,
             "rate limits and session changes are shared through Redis"
         );
     }

@@ -8,6 +8,8 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sessiond_core::otp::OtpCode;
 
+use crate::config::SmtpUrl;
+
 const DEFAULT_TEXT: &str = include_str!("../../templates/otp.txt");
 const DEFAULT_HTML: &str = include_str!("../../templates/otp.html");
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,7 +91,7 @@ impl Mailer {
     /// `smtps://…:465` for implicit TLS, `smtp://host:25` for a plain local relay);
     /// otherwise an outbox folder.
     pub fn new(
-        smtp_url: Option<&str>,
+        smtp_url: Option<&SmtpUrl>,
         outbox: &Path,
         from: &str,
         app_name: &str,
@@ -100,7 +102,7 @@ impl Mailer {
             .map_err(|e: lettre::address::AddressError| MailConfigError::From(e.to_string()))?;
         let transport = match smtp_url {
             Some(url) => Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
                     .map_err(|e| MailConfigError::SmtpUrl(e.to_string()))?
                     .timeout(Some(SMTP_TIMEOUT))
                     .build(),

@@ -7,6 +7,7 @@ use sessiond_store::postgres::events::PgEvents;
 use sessiond_store::{PostgresOptions, PostgresStore, SqliteStore, Store, StoreError};
 
 use crate::Config;
+use crate::config::DatabaseUrl;
 
 /// The SQLite file used when no database URL is configured.
 pub const SQLITE_FILE: &str = "sessiond.db";
@@ -20,29 +21,19 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 pub async fn open_store_with_events(
     config: &Config,
 ) -> Result<(Arc<dyn Store>, Option<PgEvents>), StoreError> {
-    if let Some(url) = config.database_url.as_deref()
-        && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
-    {
-        let store = PostgresStore::connect(url, postgres_options(config)).await?;
-        let events = store.events();
-        return Ok((Arc::new(store), Some(events)));
-    }
-    Ok((open_local_store(config).await?, None))
-}
-
-async fn open_local_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    match config.database_url.as_deref() {
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(DatabaseUrl::Postgres(url)) => {
+            let store = PostgresStore::connect(url, postgres_options(config)).await?;
+            let events = store.events();
+            return Ok((Arc::new(store), Some(events)));
+        }
+        Some(DatabaseUrl::Sqlite(url)) => Arc::new(SqliteStore::open_url(url).await?),
         None => {
             ensure_dir(&config.data_dir)?;
-            Ok(Arc::new(
-                SqliteStore::open(&config.data_dir.join(SQLITE_FILE)).await?,
-            ))
+            Arc::new(SqliteStore::open(&config.data_dir.join(SQLITE_FILE)).await?)
         }
-        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
-        Some(_) => Err(StoreError::Unavailable(
-            "unsupported database URL: use sqlite:, postgres:// or postgresql://".into(),
-        )),
-    }
+    };
+    Ok((store, None))
 }
 
 fn postgres_options(config: &Config) -> PostgresOptions {

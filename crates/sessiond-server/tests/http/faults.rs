@@ -19,7 +19,7 @@ async fn postgres_down_gives_fast_503s_and_service_resumes_when_it_returns() {
     through_proxy.set_port(Some(proxy.port)).unwrap();
 
     let app = spawn_with(|c| {
-        c.database_url = Some(through_proxy.to_string());
+        c.database_url = Some(through_proxy.to_string().parse().unwrap());
         c.database_timeout = Duration::from_secs(1);
     })
     .await;
@@ -112,7 +112,7 @@ async fn a_postgres_that_stops_answering_gives_503_within_the_deadline_and_recov
     through_proxy.set_port(Some(proxy.port)).unwrap();
     let deadline = Duration::from_secs(1);
     let app = spawn_with(|c| {
-        c.database_url = Some(through_proxy.to_string());
+        c.database_url = Some(through_proxy.to_string().parse().unwrap());
         c.database_timeout = deadline;
         c.rate_limits.enabled = false;
     })

@@ -13,7 +13,7 @@ backend_suite! {
             let smtp = SmtpServer::start().await;
             let url = smtp.url();
             let app = spawn_with(|c| {
-                c.smtp_url = Some(url);
+                c.smtp_url = Some(url.parse().unwrap());
                 c.app_name = "Acme".into();
                 configure(c);
             })
@@ -180,7 +180,7 @@ backend_suite! {
         let (app, smtp) = app_with_smtp(|c| {
             c.rate_limits.otp_failures = "3/1h".parse().unwrap();
             c.otp.resend_cooldown = std::time::Duration::from_secs(1);
-            c.trusted_proxies = vec!["127.0.0.1".into()];
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         })
         .await;
         let email = unique_email();
@@ -229,7 +229,7 @@ backend_suite! {
             c.rate_limits.otp_failures = "3/1h".parse().unwrap();
             c.rate_limits.otp_failures_address = "4/1h".parse().unwrap();
             c.otp.resend_cooldown = std::time::Duration::from_secs(1);
-            c.trusted_proxies = vec!["127.0.0.1".into()];
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         })
         .await;
         let email = unique_email();
@@ -314,7 +314,7 @@ backend_suite! {
 
     #[tokio::test]
     async fn an_unreachable_smtp_server_gives_503() {
-        let app = spawn_with(|c| c.smtp_url = Some("smtp://127.0.0.1:1".into())).await;
+        let app = spawn_with(|c| c.smtp_url = Some("smtp://127.0.0.1:1".parse().unwrap())).await;
         app.post("/v1/auth/otp", json!({"email": unique_email()}))
             .await
             .problem(503, "UPSTREAM_UNAVAILABLE");

@@ -101,7 +101,7 @@ backend_suite! {
     async fn a_trusted_proxy_forwards_the_client_address() {
         let app = spawn_with(|c| {
             c.rate_limits.anonymous = "2/1h".parse().unwrap();
-            c.trusted_proxies = vec!["127.0.0.1".into()];
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         })
         .await;
         let create = |ip: &'static str| {
@@ -161,7 +161,7 @@ backend_suite! {
     async fn a_guesser_on_one_ip_cannot_lock_out_the_owner_on_another() {
         let app = spawn_with(|c| {
             c.rate_limits.password_failures = "3/15m".parse().unwrap();
-            c.trusted_proxies = vec!["127.0.0.1".into()];
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         })
         .await;
         let email = unique_email();
@@ -201,7 +201,7 @@ backend_suite! {
         let app = spawn_with(|c| {
             c.rate_limits.password_failures = "3/15m".parse().unwrap();
             c.rate_limits.password_failures_account = "6/15m".parse().unwrap();
-            c.trusted_proxies = vec!["127.0.0.1".into()];
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         })
         .await;
         let email = unique_email();

@@ -76,10 +76,10 @@ fn shared_limits(
 ) -> impl FnOnce(&mut sessiond_server::Config) + use<> {
     let (redis_url, prefix) = (redis_url.to_owned(), prefix.to_owned());
     move |c| {
-        c.redis_url = Some(redis_url);
+        c.redis_url = Some(redis_url.parse().unwrap());
         c.redis_prefix = prefix;
         c.rate_limits.anonymous = "3/1h".parse().unwrap();
-        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     }
 }
 
@@ -341,13 +341,13 @@ async fn session_changes_travel_through_redis_pub_sub() {
     let prefix = format!("sessiond-test:{}:", uuid::Uuid::new_v4().simple());
     let (url, p) = (format!("redis://{REDIS}"), prefix.clone());
     let a = spawn_with(move |c| {
-        c.redis_url = Some(url);
+        c.redis_url = Some(url.parse().unwrap());
         c.redis_prefix = p;
     })
     .await;
     let (url, p) = (format!("redis://{REDIS}"), prefix.clone());
     let b = spawn_sibling(&a, move |c| {
-        c.redis_url = Some(url);
+        c.redis_url = Some(url.parse().unwrap());
         c.redis_prefix = p;
     })
     .await;

@@ -524,6 +524,20 @@ fn config_check_names_the_offending_key() {
     let out = config_cmd(dir.path(), None, &["config", "check"], &env).failure();
     assert!(out.stderr.contains("idle_timout"), "{}", out.stderr);
 
+    // Values of the wrong shape are refused as they are read, under their key and with
+    // what is wrong.
+    let env = [("SESSIOND_REDIS_URL", "localhost:6379")];
+    let out = config_cmd(dir.path(), None, &["config", "check"], &env).failure();
+    assert!(out.stderr.contains("redis_url"), "{}", out.stderr);
+    assert!(out.stderr.contains("redis://"), "{}", out.stderr);
+    let proxies = write(
+        "proxies.toml",
+        "trusted_proxies = [\"10.0.0.0/8\", \"gateway\"]\n",
+    );
+    let out = config_cmd(dir.path(), Some(&proxies), &["config", "check"], &[]).failure();
+    assert!(out.stderr.contains("trusted_proxies"), "{}", out.stderr);
+    assert!(out.stderr.contains("\"gateway\""), "{}", out.stderr);
+
     // Values of the right type that make no sense.
     let silly = write("silly.toml", "refresh_grace = \"1h\"\n");
     let out = config_cmd(dir.path(), Some(&silly), &["config", "check"], &[]).failure();

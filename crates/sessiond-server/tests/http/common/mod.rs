@@ -86,7 +86,10 @@ pub async fn restart(stopped: Stopped, configure: impl FnOnce(&mut Config)) -> T
     let mut config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: stopped.dir.path().to_path_buf(),
-        database_url: stopped.database.as_ref().map(|db| db.url().to_owned()),
+        database_url: stopped
+            .database
+            .as_ref()
+            .map(|db| db.url().parse().unwrap()),
         admin_api_key: Some(stopped.admin_key.clone()),
         cleanup_interval: std::time::Duration::ZERO,
         ..Config::default()
