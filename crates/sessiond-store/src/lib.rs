@@ -172,6 +172,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>>;
+    /// Whether the token has been rotated (its successor presented), read outside any
+    /// transaction: the check paths use it, and must not take SQLite's single writer.
+    async fn refresh_token_is_rotated(&self, id: RefreshTokenId) -> StoreResult<bool>;
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
 

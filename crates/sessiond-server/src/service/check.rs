@@ -236,10 +236,7 @@ impl Service {
     }
 
     async fn successor_used(&self, id: sessiond_core::RefreshTokenId) -> ServiceResult<bool> {
-        // Rare (only rotated tokens land here); a read inside a transaction that is
-        // rolled back keeps the Store trait free of a one-off read.
-        let mut tx = self.store.begin().await?;
-        Ok(tx.refresh_token_is_rotated(id).await?)
+        Ok(self.store.refresh_token_is_rotated(id).await?)
     }
 
     /// The reason to report alongside a failed check, where a session ended.

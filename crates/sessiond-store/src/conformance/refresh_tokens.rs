@@ -64,7 +64,32 @@ pub async fn refresh_tokens_round_trip(store: &dyn Store) {
             .await
             .expect("rotated? (unknown)")
     );
+    assert!(
+        !store
+            .refresh_token_is_rotated(first.id)
+            .await
+            .expect("rotated? (outside)"),
+        "nobody else sees an uncommitted rotation"
+    );
     tx.commit().await.expect("commit");
+    assert!(
+        store
+            .refresh_token_is_rotated(first.id)
+            .await
+            .expect("rotated? (outside)")
+    );
+    assert!(
+        !store
+            .refresh_token_is_rotated(next.id)
+            .await
+            .expect("rotated? (outside)")
+    );
+    assert!(
+        !store
+            .refresh_token_is_rotated(RefreshTokenId::new())
+            .await
+            .expect("rotated? (outside, unknown)")
+    );
 
     let stored = token_by_hash(store, &first.hash)
         .await

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::refresh::StoredRefreshToken;
-use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
+use sessiond_core::{Email, RefreshTokenId, Session, SessionId, TokenHash, User, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use self::lease::Lease;
@@ -298,6 +298,23 @@ impl Store for PostgresStore {
             .await?
             .read(async |conn| tx::refresh_token_by_hash(conn, hash, Lock::None).await)
             .await
+    }
+
+    async fn refresh_token_is_rotated(&self, id: RefreshTokenId) -> StoreResult<bool> {
+        let rotated: Option<bool> = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .fetch_optional(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(rotated == Some(true))
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::refresh::StoredRefreshToken;
-use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
+use sessiond_core::{Email, RefreshTokenId, Session, SessionId, TokenHash, User, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -196,6 +196,16 @@ impl Store for SqliteStore {
         hash: &TokenHash,
     ) -> StoreResult<Option<StoredRefreshToken>> {
         tx::refresh_token_by_hash(&self.reader, hash).await
+    }
+
+    async fn refresh_token_is_rotated(&self, id: RefreshTokenId) -> StoreResult<bool> {
+        let rotated: Option<bool> =
+            sqlx::query_scalar("SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_error)?;
+        Ok(rotated == Some(true))
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {

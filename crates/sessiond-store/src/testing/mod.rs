@@ -88,6 +88,13 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
         self.store.refresh_token_by_hash(hash).await
     }
 
+    async fn refresh_token_is_rotated(
+        &self,
+        id: sessiond_core::RefreshTokenId,
+    ) -> StoreResult<bool> {
+        self.store.refresh_token_is_rotated(id).await
+    }
+
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
         self.store.signing_keys().await
     }
