@@ -13,6 +13,7 @@ pub mod otp;
 pub mod password;
 pub mod policy;
 pub mod refresh;
+pub mod revocation;
 pub mod secret;
 pub mod session;
 pub mod user;

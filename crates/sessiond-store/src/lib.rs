@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::otp::OtpChallenge;
 use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::revocation::{FeedBounds, Revocation, RevocationFact};
 use sessiond_core::{
     AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
     UserId,
@@ -19,6 +20,7 @@ use sessiond_core::{
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod postgres;
+mod revocation_rows;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -178,6 +180,21 @@ pub trait Store: Send + Sync + 'static {
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
 
+    /// Revocation facts numbered after `after`, oldest first, at most `limit`.
+    async fn revocations_after(&self, after: u64, limit: u32) -> StoreResult<Vec<Revocation>>;
+    /// Where the revocation feed stands.
+    async fn revocation_bounds(&self) -> StoreResult<FeedBounds>;
+    /// The facts numbered up to `through` whose tokens may outlive `now`, oldest first:
+    /// what a verifier starting afresh must know before following the feed from `through`.
+    async fn live_revocations(
+        &self,
+        through: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Revocation>>;
+    /// Forgets the facts whose tokens are all dead by `before`, moving the feed's
+    /// `purged_through` past them; how many went.
+    async fn purge_revocations(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Deletes one batch of sessions that ended before the cut-offs (with their refresh
     /// tokens); returns how many were deleted. Callers loop until it returns 0.
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64>;
@@ -247,6 +264,14 @@ pub trait Tx: Send {
         reason: RevokeReason,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<SessionId>>;
+
+    /// Appends facts to the revocation feed, numbered in commit order. Call it last in
+    /// the transaction: on PostgreSQL it takes the feed's one lock.
+    async fn record_revocations(
+        &mut self,
+        facts: &[RevocationFact],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// The refresh token with this hash, locked until commit.
     async fn lock_refresh_token(

@@ -76,12 +76,16 @@ macro_rules! conformance_tests {
                 user_emails_are_found_and_changed,
                 user_profiles_round_trip,
                 cancelled_transactions_leave_the_store_writable,
+                revocations_are_numbered_without_gaps,
+                live_revocations_are_those_still_alive,
+                purge_revocations_moves_the_watermark,
             ];
             shared: [
                 concurrent_session_limit_is_atomic,
                 concurrent_refresh_rotation_has_one_winner,
                 concurrent_parent_and_child_refreshes_never_fail,
                 concurrent_otp_consumption_has_one_winner,
+                concurrent_revocations_are_seen_in_order,
             ];
         );
     };
@@ -115,6 +119,7 @@ mod concurrency;
 mod keys;
 mod otp;
 mod refresh_tokens;
+mod revocations;
 mod sessions;
 mod transactions;
 mod users;
@@ -122,11 +127,12 @@ mod users;
 pub use users::*;
 
 /// The aggregates' sources, read for [`assert_all_registered`].
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 8] = [
     include_str!("concurrency.rs"),
     include_str!("keys.rs"),
     include_str!("otp.rs"),
     include_str!("refresh_tokens.rs"),
+    include_str!("revocations.rs"),
     include_str!("sessions.rs"),
     include_str!("transactions.rs"),
     include_str!("users.rs"),
@@ -164,6 +170,7 @@ pub use concurrency::*;
 pub use keys::*;
 pub use otp::*;
 pub use refresh_tokens::*;
+pub use revocations::*;
 pub use sessions::*;
 pub use transactions::*;
 

@@ -14,6 +14,7 @@
 
 pub mod events;
 mod lease;
+mod revocations;
 mod rows;
 mod tx;
 
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::revocation::{FeedBounds, Revocation};
 use sessiond_core::{Email, RefreshTokenId, Session, SessionId, TokenHash, User, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -315,6 +317,38 @@ impl Store for PostgresStore {
             })
             .await?;
         Ok(rotated == Some(true))
+    }
+
+    async fn revocations_after(&self, after: u64, limit: u32) -> StoreResult<Vec<Revocation>> {
+        self.lease()
+            .await?
+            .read(async |conn| revocations::after(conn, after, limit).await)
+            .await
+    }
+
+    async fn revocation_bounds(&self) -> StoreResult<FeedBounds> {
+        self.lease()
+            .await?
+            .read(async |conn| revocations::bounds(conn).await)
+            .await
+    }
+
+    async fn live_revocations(
+        &self,
+        through: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Revocation>> {
+        self.lease()
+            .await?
+            .read(async |conn| revocations::live(conn, through, now).await)
+            .await
+    }
+
+    async fn purge_revocations(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.lease()
+            .await?
+            .read(async |conn| revocations::purge(conn, before).await)
+            .await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::otp::OtpChallenge;
 use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::revocation::RevocationFact;
 use sessiond_core::{
     AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
     UserId,
@@ -453,6 +454,15 @@ impl Tx for PostgresTx {
             .run(async |conn| refresh_token_by_hash(conn, hash, Lock::ForUpdate).await)
             .await?;
         Ok(token.map(|token| (token, session, user)))
+    }
+
+    async fn record_revocations(
+        &mut self,
+        facts: &[RevocationFact],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.run(async |conn| super::revocations::record(conn, facts, at).await)
+            .await
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {

@@ -6,6 +6,7 @@
 //! `sessiond keys rotate` on the same file. Readers use their own pool (sqlx) and never
 //! wait for writers.
 
+mod revocations;
 mod rows;
 mod tx;
 mod writer;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::revocation::{FeedBounds, Revocation};
 use sessiond_core::{Email, RefreshTokenId, Session, SessionId, TokenHash, User, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -206,6 +208,26 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_error)?;
         Ok(rotated == Some(true))
+    }
+
+    async fn revocations_after(&self, after: u64, limit: u32) -> StoreResult<Vec<Revocation>> {
+        revocations::after(&self.reader, after, limit).await
+    }
+
+    async fn revocation_bounds(&self) -> StoreResult<FeedBounds> {
+        revocations::bounds(&self.reader).await
+    }
+
+    async fn live_revocations(
+        &self,
+        through: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Revocation>> {
+        revocations::live(&self.reader, through, now).await
+    }
+
+    async fn purge_revocations(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        revocations::purge(&self.writer, before).await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {

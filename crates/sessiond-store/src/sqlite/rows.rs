@@ -37,7 +37,7 @@ pub(super) fn time(ms: i64) -> StoreResult<DateTime<Utc>> {
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
 }
 
-fn opt_time(ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+pub(super) fn opt_time(ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
     ms.map(time).transpose()
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::otp::OtpChallenge;
 use sessiond_core::refresh::StoredRefreshToken;
+use sessiond_core::revocation::RevocationFact;
 use sessiond_core::{
     AuthMethod, Device, Email, RefreshTokenId, RevokeReason, Session, SessionId, TokenHash, User,
     UserId,
@@ -20,6 +21,7 @@ use super::rows::{
     self, JOINED_TOKEN_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ms,
 };
 use super::writer::{WriteTx, write_error};
+use crate::revocation_rows::FactRow;
 use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
 
 static SESSION_WITH_USER: LazyLock<String> = LazyLock::new(|| {
@@ -368,6 +370,21 @@ impl Tx for SqliteTx {
                 rows::joined_user(r)?,
             ))
         })
+    }
+
+    async fn record_revocations(
+        &mut self,
+        facts: &[RevocationFact],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        for fact in facts {
+            let row = FactRow::from(fact);
+            self.execute(
+                super::revocations::INSERT,
+                super::revocations::insert_params(&row, at),
+            )?;
+        }
+        Ok(())
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {

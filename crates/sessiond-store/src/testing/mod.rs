@@ -99,6 +99,30 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
         self.store.signing_keys().await
     }
 
+    async fn revocations_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<sessiond_core::revocation::Revocation>> {
+        self.store.revocations_after(after, limit).await
+    }
+
+    async fn revocation_bounds(&self) -> StoreResult<sessiond_core::revocation::FeedBounds> {
+        self.store.revocation_bounds().await
+    }
+
+    async fn live_revocations(
+        &self,
+        through: u64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<sessiond_core::revocation::Revocation>> {
+        self.store.live_revocations(through, now).await
+    }
+
+    async fn purge_revocations(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.store.purge_revocations(before).await
+    }
+
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         self.store.purge_ended_sessions(before).await
     }
