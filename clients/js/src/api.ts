@@ -103,7 +103,7 @@ export interface PatchUserRequest {
 /** An RFC 9457 problem document; members beyond the standard ones appear where they apply. */
 export interface Problem {
   /** Stable machine-readable code */
-  code: "VALIDATION_ERROR" | "TOKEN_NOT_PROVIDED" | "TOKEN_INVALID" | "TOKEN_EXPIRED" | "SESSION_REVOKED" | "SESSION_EXPIRED" | "SESSION_INACTIVE" | "USER_INACTIVE" | "REFRESH_TOKEN_INVALID" | "REFRESH_TOKEN_EXPIRED" | "REFRESH_TOKEN_REUSED" | "INVALID_CREDENTIALS" | "OTP_INVALID" | "OTP_EXPIRED" | "OTP_ATTEMPTS_EXCEEDED" | "UPSTREAM_REJECTED" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "SESSION_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_UNAVAILABLE" | "SERVICE_OVERLOADED";
+  code: "VALIDATION_ERROR" | "TOKEN_NOT_PROVIDED" | "TOKEN_INVALID" | "TOKEN_EXPIRED" | "SESSION_REVOKED" | "SESSION_EXPIRED" | "SESSION_INACTIVE" | "USER_INACTIVE" | "REFRESH_TOKEN_INVALID" | "REFRESH_TOKEN_EXPIRED" | "REFRESH_TOKEN_REUSED" | "INVALID_CREDENTIALS" | "OTP_INVALID" | "OTP_EXPIRED" | "OTP_ATTEMPTS_EXCEEDED" | "UPSTREAM_REJECTED" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "SESSION_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_UNAVAILABLE" | "SERVICE_OVERLOADED" | "REVOCATION_CURSOR_EXPIRED";
   detail: string;
   /** `VALIDATION_ERROR`: the fields at fault */
   errors?: {
@@ -151,6 +151,33 @@ export interface RegisterRequest {
   name?: string | null;
   password: string;
 }
+
+/** One fact of the feed. `session_revoked`: refuse tokens whose `sid` is `sid`. `user_revoked`: refuse tokens whose `sub` is `sub` and whose `iat` is before `not_before` (whole seconds). `keys_changed`: refetch the JWKS. Each fact may be forgotten once `max_exp` has passed: no token it is about lives longer. */
+export interface RevocationEvent {
+  /** When the fact was written. */
+  at: string;
+  /** This fact's place in the feed; continue after it with `?after=`. */
+  cursor: string;
+  max_exp: string;
+  not_before?: string | null;
+  /** Why the session or user was revoked (the contract's reason list). */
+  reason?: string | null;
+  sid?: string | null;
+  sub?: string | null;
+  type: RevocationType;
+}
+
+/** A page of facts, oldest first. */
+export interface RevocationPage {
+  events: RevocationEvent[];
+  /** Whether more facts follow right away. */
+  has_more: boolean;
+  /** Where to continue from (`?after=`, or `Last-Event-ID` on the stream). */
+  next_cursor: string;
+}
+
+/** What a fact is about. */
+export type RevocationType = "session_revoked" | "user_revoked" | "keys_changed";
 
 export interface RevokedCount {
   revoked: number;

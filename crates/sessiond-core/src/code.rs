@@ -69,6 +69,7 @@ codes! {
     InternalError = "INTERNAL_ERROR", 500, "Internal error";
     StorageUnavailable = "STORAGE_UNAVAILABLE", 503, "Storage is unavailable";
     ServiceOverloaded = "SERVICE_OVERLOADED", 503, "The server is overloaded";
+    RevocationCursorExpired = "REVOCATION_CURSOR_EXPIRED", 409, "The revocation cursor can no longer be continued";
 }
 
 impl std::fmt::Display for Code {

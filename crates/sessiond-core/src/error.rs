@@ -71,6 +71,11 @@ pub enum DomainError {
     Overloaded,
     #[error("the payload is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
+    #[error(
+        "the feed cannot continue from this cursor (its facts were purged, or it was never \
+         handed out here): take a snapshot at /v1/revocations/snapshot and follow from its cursor"
+    )]
+    RevocationCursorExpired,
 }
 
 impl DomainError {
@@ -109,6 +114,7 @@ impl DomainError {
             DomainError::Forbidden => Code::Forbidden,
             DomainError::Overloaded => Code::ServiceOverloaded,
             DomainError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
+            DomainError::RevocationCursorExpired => Code::RevocationCursorExpired,
         }
     }
 }

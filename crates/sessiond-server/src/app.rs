@@ -31,6 +31,7 @@ use crate::service::{Service, ServiceParts};
 use crate::state::activity::ActivityTracker;
 use crate::state::cache::{SessionCache, VerifiedTokens};
 use crate::state::fanout::{Fanout, RedisChannel};
+use crate::state::feed::FeedWatch;
 use crate::state::keys::{KeyManager, KeysError};
 use crate::{AppState, Config, Shared, open_store_with_events};
 
@@ -150,6 +151,12 @@ impl App {
             limits,
             otp,
             exchange,
+            feed: Arc::new(FeedWatch::default()),
+            verifier_keys: config
+                .verifier_api_keys
+                .iter()
+                .map(|key| ApiKey::new(key.clone()).hash())
+                .collect(),
             activity: ActivityTracker::new(policy.activity_resolution),
             passwords: PasswordPool::new(workers, config.password_hash_queue),
             session_retention: chrono::Duration::from_std(config.session_retention)
@@ -258,9 +265,19 @@ impl App {
                         Ok(n) => tracing::info!(deleted = n, "purged ended sessions"),
                         Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
                     }
+                    match service.purge_revocations().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "purged expired revocation facts"),
+                        Err(e) => tracing::warn!(error = %e, "revocation cleanup failed"),
+                    }
                 }
             })));
         }
+        let service = self.state.service.clone();
+        tasks.push(tokio::spawn(service.feed().clone().poll(move || {
+            let service = service.clone();
+            async move { service.revocation_bounds().await.ok().map(|b| b.latest) }
+        })));
         let (counters, service) = (self.counters.clone(), self.state.service.clone());
         tasks.push(tokio::spawn(every(COUNTER_PRUNE_INTERVAL, move || {
             counters.prune(service.now());

@@ -45,6 +45,9 @@ pub struct Config {
     pub database_max_connections: u32,
     /// When absent, a key is generated into `<data_dir>/admin-api-key`.
     pub admin_api_key: Option<String>,
+    /// Keys for token verifiers in app backends: they may read the revocation feed and
+    /// introspect tokens, nothing else. Each at least 32 characters.
+    pub verifier_api_keys: Vec<String>,
     pub issuer: String,
     /// Defaults to the issuer.
     pub audience: Option<String>,
@@ -138,6 +141,7 @@ impl Default for Config {
             database_statement_timeout: Duration::from_secs(5),
             database_max_connections: 16,
             admin_api_key: None,
+            verifier_api_keys: Vec::new(),
             issuer: "sessiond".to_owned(),
             audience: None,
             access_token_ttl: Duration::from_secs(15 * 60),
@@ -242,6 +246,12 @@ impl Config {
         if self.redis_prefix.chars().any(char::is_whitespace) {
             return Err(invalid("redis_prefix", "must not contain whitespace"));
         }
+        if self.verifier_api_keys.iter().any(|key| key.len() < 32) {
+            return Err(invalid(
+                "verifier_api_keys",
+                "every key must be at least 32 characters (256 bits of randomness recommended)",
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
@@ -284,6 +294,7 @@ impl Config {
     pub fn masked(&self) -> Config {
         let mut shown = self.clone();
         shown.admin_api_key = shown.admin_api_key.map(|_| "***".to_owned());
+        shown.verifier_api_keys = vec!["***".to_owned(); shown.verifier_api_keys.len()];
         shown.database_url = shown.database_url.as_ref().map(DatabaseUrl::masked);
         shown.redis_url = shown.redis_url.as_ref().map(RedisUrl::masked);
         shown.smtp_url = shown.smtp_url.as_ref().map(SmtpUrl::masked);

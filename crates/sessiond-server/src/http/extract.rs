@@ -244,6 +244,28 @@ impl FromRequestParts<AppState> for AdminKey {
     }
 }
 
+/// Proof that the request carried a key that may read the revocation feed and introspect
+/// tokens: a verifier key, or the admin key.
+pub struct VerifierKey;
+
+impl FromRequestParts<AppState> for VerifierKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match bearer_token(parts) {
+            Some(key) if state.service.is_verifier_key(key) => Ok(VerifierKey),
+            Some(_) => Err(DomainError::Forbidden.into()),
+            None if parts.headers.contains_key(header::AUTHORIZATION) => {
+                Err(DomainError::Forbidden.into())
+            }
+            None => Err(ApiError::from_bearer(DomainError::TokenNotProvided)),
+        }
+    }
+}
+
 /// Who the client is: its address (see [`client_ip`]) and what it says it runs.
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,

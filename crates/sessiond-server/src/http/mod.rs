@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::problem::{ApiError, method_not_allowed, route_not_found};
-use self::routes::{admin, auth, exchange, ops, otp, session, tokens};
+use self::routes::{admin, auth, exchange, ops, otp, revocations, session, tokens};
 use crate::AppState;
 
 /// The API's routes and the OpenAPI document describing exactly those routes.
@@ -49,6 +49,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::revoke_session))
         .routes(routes!(admin::patch_user))
         .routes(routes!(admin::cleanup))
+        .routes(routes!(revocations::list_revocations))
+        .routes(routes!(revocations::revocation_snapshot))
+        .routes(routes!(revocations::stream_revocations))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

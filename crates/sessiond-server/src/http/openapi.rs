@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tokens", description = "Refresh, validation and introspection"),
         (name = "session", description = "The calling session and the person's other sessions"),
         (name = "admin", description = "Trusted backends (admin API key)"),
+        (name = "revocations", description = "The revocation feed that token verifiers in app backends follow (verifier key)"),
         (name = "operations", description = "Health, metrics, keys"),
     )
 )]
@@ -40,6 +41,13 @@ impl Modify for SecuritySchemes {
         let mut admin = Http::new(HttpAuthScheme::Bearer);
         admin.description = Some("The admin API key".into());
         components.add_security_scheme("admin_key", SecurityScheme::Http(admin));
+        let mut verifier = Http::new(HttpAuthScheme::Bearer);
+        verifier.description = Some(
+            "A verifier key (`verifier_api_keys`) or the admin API key: reads the revocation \
+             feed and introspects tokens, nothing else"
+                .into(),
+        );
+        components.add_security_scheme("verifier_key", SecurityScheme::Http(verifier));
     }
 }
 
@@ -119,6 +127,14 @@ fn implied_answers(path: &str, operation: &Value) -> Vec<(&'static str, &'static
         answers.extend([
             ("401", "`TOKEN_NOT_PROVIDED`: no API key"),
             ("403", "`FORBIDDEN`: not the admin API key"),
+        ]);
+    } else if schemes.contains(&"verifier_key") {
+        answers.extend([
+            ("401", "`TOKEN_NOT_PROVIDED`: no API key"),
+            (
+                "403",
+                "`FORBIDDEN`: neither a verifier key nor the admin API key",
+            ),
         ]);
     }
     if path.starts_with("/v1/") {

@@ -161,9 +161,9 @@ impl Service {
             OnLimit::EvictOldest => {
                 let excess = live.len() + 1 - max;
                 let victims: Vec<SessionId> = live.iter().take(excess).map(|s| s.id).collect();
-                let evicted = tx
-                    .revoke_sessions(&victims, RevokeReason::EvictedByLimit, now)
-                    .await?;
+                let reason = RevokeReason::EvictedByLimit;
+                let evicted = tx.revoke_sessions(&victims, reason, now).await?;
+                self.record_ended(tx, &evicted, None, reason, now).await?;
                 tracing::info!(user_id = %user, evicted = evicted.len(), "session limit reached: evicted the oldest sessions");
                 Ok(evicted)
             }

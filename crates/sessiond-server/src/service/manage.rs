@@ -144,10 +144,16 @@ impl Service {
         let revoked = if active {
             Vec::new()
         } else {
-            tx.revoke_user_sessions(id, None, RevokeReason::UserDeactivated, now)
-                .await?
+            let reason = RevokeReason::UserDeactivated;
+            let revoked = tx.revoke_user_sessions(id, None, reason, now).await?;
+            self.record_ended(tx.as_mut(), &revoked, Some(id), reason, now)
+                .await?;
+            revoked
         };
         tx.commit().await?;
+        if !active {
+            self.feed.written();
+        }
         self.fanout.publish(&[Invalidation::User(id)]).await;
         self.ended(&revoked).await;
         tracing::info!(user_id = %id, active, revoked = revoked.len(), "user activation changed");
@@ -196,8 +202,11 @@ impl Service {
     }
 
     async fn revoke(&self, ids: &[SessionId], reason: RevokeReason) -> ServiceResult<usize> {
+        let now = self.now();
         let mut tx = self.store.begin().await?;
-        let revoked = tx.revoke_sessions(ids, reason, self.now()).await?;
+        let revoked = tx.revoke_sessions(ids, reason, now).await?;
+        self.record_ended(tx.as_mut(), &revoked, None, reason, now)
+            .await?;
         tx.commit().await?;
         self.ended(&revoked).await;
         for id in &revoked {
@@ -212,9 +221,13 @@ impl Service {
         keep: Option<SessionId>,
         reason: RevokeReason,
     ) -> ServiceResult<usize> {
+        let now = self.now();
         let mut tx = self.store.begin().await?;
-        let revoked = tx
-            .revoke_user_sessions(user, keep, reason, self.now())
+        let revoked = tx.revoke_user_sessions(user, keep, reason, now).await?;
+        // Everywhere: the user's tokens die by their subject too. "Everywhere else"
+        // must spare this session's, so it names the sessions alone.
+        let everywhere = keep.is_none().then_some(user);
+        self.record_ended(tx.as_mut(), &revoked, everywhere, reason, now)
             .await?;
         tx.commit().await?;
         self.ended(&revoked).await;

@@ -4,6 +4,7 @@
 pub mod auth;
 mod check;
 mod exchange;
+mod feed;
 mod grant;
 pub mod manage;
 pub mod otp;
@@ -24,6 +25,7 @@ use crate::state::fanout::Fanout;
 use crate::state::keys::KeyManager;
 
 pub use check::{Authenticated, Introspection, Validation};
+pub use feed::{FeedPage, MAX_PAGE, check_cursor};
 pub use grant::TokenGrant;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,11 @@ pub struct ServiceParts {
     pub verified: crate::state::cache::VerifiedTokens,
     pub otp: otp::OtpSettings,
     pub exchange: crate::infra::exchange::Exchange,
+    /// Wakes the revocation streams this instance serves.
+    pub feed: Arc<crate::state::feed::FeedWatch>,
+    /// Hashes of the keys that may read the revocation feed and introspect (besides the
+    /// admin key).
+    pub verifier_keys: Vec<TokenHash>,
 }
 
 pub struct Service {
@@ -82,6 +89,8 @@ pub struct Service {
     verified: crate::state::cache::VerifiedTokens,
     otp: otp::OtpSettings,
     exchange: crate::infra::exchange::Exchange,
+    feed: Arc<crate::state::feed::FeedWatch>,
+    verifier_keys: Vec<TokenHash>,
 }
 
 impl From<ServiceParts> for Service {
@@ -101,6 +110,8 @@ impl From<ServiceParts> for Service {
             verified: p.verified,
             otp: p.otp,
             exchange: p.exchange,
+            feed: p.feed,
+            verifier_keys: p.verifier_keys,
         }
     }
 }
@@ -200,6 +211,23 @@ impl Service {
         TokenHash::of(presented.as_bytes()).ct_eq(&self.admin_key)
     }
 
+    /// Whether the presented key may read the revocation feed: a verifier key, or the
+    /// admin key.
+    pub fn is_verifier_key(&self, presented: &str) -> bool {
+        let presented = TokenHash::of(presented.as_bytes());
+        // Every key compared, so the time taken does not say which one matched.
+        self.verifier_keys
+            .iter()
+            .fold(presented.ct_eq(&self.admin_key), |any, key| {
+                any | presented.ct_eq(key)
+            })
+    }
+
+    /// The revocation streams' shared watch.
+    pub fn feed(&self) -> &Arc<crate::state::feed::FeedWatch> {
+        &self.feed
+    }
+
     fn check_user(user: Option<&User>) -> Result<(), DomainError> {
         match user {
             Some(u) if !u.active => Err(DomainError::UserInactive),
@@ -213,6 +241,8 @@ impl Service {
         if ids.is_empty() {
             return;
         }
+        // Streams of the revocation feed here look at once (the facts are committed).
+        self.feed.written();
         for id in ids {
             self.activity.forget(*id);
         }

@@ -70,7 +70,9 @@ impl Service {
                 (successor, stored.expires_at)
             }
             RefreshDecision::Reuse => {
-                tx.revoke_sessions(&[session.id], RevokeReason::RefreshTokenReused, now)
+                let reason = RevokeReason::RefreshTokenReused;
+                let revoked = tx.revoke_sessions(&[session.id], reason, now).await?;
+                self.record_ended(tx.as_mut(), &revoked, None, reason, now)
                     .await?;
                 tx.commit().await?;
                 self.ended(&[session.id]).await;

@@ -6,4 +6,5 @@
 pub mod activity;
 pub mod cache;
 pub mod fanout;
+pub mod feed;
 pub mod keys;

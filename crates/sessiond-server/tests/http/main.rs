@@ -20,4 +20,5 @@ mod policies;
 mod rate_limits;
 mod redis;
 mod refresh;
+mod revocations;
 mod sessions;

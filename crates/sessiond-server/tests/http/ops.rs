@@ -181,7 +181,9 @@ async fn openapi_describes_every_contract_path() {
     for (path, scheme) in [
         ("/v1/session", "bearer"),
         ("/v1/admin/cleanup", "admin_key"),
-        ("/v1/introspect", "admin_key"),
+        ("/v1/introspect", "verifier_key"),
+        ("/v1/revocations", "verifier_key"),
+        ("/v1/revocations/stream", "verifier_key"),
     ] {
         assert!(schemes.contains_key(scheme), "no scheme {scheme}");
         let op = paths[path].as_object().unwrap().values().next().unwrap();

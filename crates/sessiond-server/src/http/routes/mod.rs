@@ -5,5 +5,6 @@ pub mod auth;
 pub mod exchange;
 pub mod ops;
 pub mod otp;
+pub mod revocations;
 pub mod session;
 pub mod tokens;

@@ -10,7 +10,7 @@ use crate::http::dto::{
     IntrospectRequest, IntrospectResponse, RefreshRequest, TokenResponse, ValidateRequest,
     ValidateResponse,
 };
-use crate::http::extract::{AdminKey, ApiBytes, ApiJson, Limited, ValidateGroup};
+use crate::http::extract::{ApiBytes, ApiJson, Limited, ValidateGroup, VerifierKey};
 use crate::http::problem::{ApiError, Refusal};
 use crate::service::{Service, Validation};
 
@@ -80,14 +80,13 @@ pub async fn validate(
 /// Accepts a JSON body or, as RFC 7662 specifies, `application/x-www-form-urlencoded`.
 #[utoipa::path(post, path = "/v1/introspect", tag = "tokens",
     request_body = IntrospectRequest,
-    security(("admin_key" = [])),
+    security(("verifier_key" = [])),
     responses(
         (status = 200, description = "`{active: false}` for any unusable token", body = IntrospectResponse),
-        (status = 403, description = "`FORBIDDEN`: missing or wrong API key"),
     ))]
 pub async fn introspect(
     State(state): State<AppState>,
-    _admin: AdminKey,
+    _verifier: VerifierKey,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<JsonBody<IntrospectResponse>, ApiError> {

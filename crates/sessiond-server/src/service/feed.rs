@@ -1,0 +1,116 @@
+//! The revocation feed: the facts written as sessions end, and what verifiers read.
+
+use chrono::{DateTime, Utc};
+use sessiond_core::revocation::{FeedBounds, Revocation, RevocationFact};
+use sessiond_core::{DomainError, RevokeReason, SessionId, UserId};
+use sessiond_store::Tx;
+
+use super::{Service, ServiceResult};
+
+/// The most facts one page answers.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A page of the feed, and the cursor to continue from.
+pub struct FeedPage {
+    pub events: Vec<Revocation>,
+    pub next_cursor: u64,
+    pub has_more: bool,
+}
+
+impl Service {
+    /// The facts for sessions ended by one change; with `user`, every token of the user
+    /// issued before now dies too. Record them in the change's own transaction.
+    pub(super) fn revocation_facts(
+        &self,
+        sessions: &[SessionId],
+        user: Option<UserId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Vec<RevocationFact> {
+        // No access token minted before now outlives one lifetime from now.
+        let max_exp = now + self.policy.access_token_ttl;
+        let mut facts: Vec<RevocationFact> = sessions
+            .iter()
+            .map(|&session| RevocationFact::SessionRevoked {
+                session,
+                reason,
+                max_exp,
+            })
+            .collect();
+        if let Some(user) = user {
+            facts.push(RevocationFact::UserRevoked {
+                user,
+                reason,
+                not_before: now,
+                max_exp,
+            });
+        }
+        facts
+    }
+
+    /// Records the facts of ended sessions in `tx` (nothing when none ended).
+    pub(super) async fn record_ended(
+        &self,
+        tx: &mut dyn Tx,
+        sessions: &[SessionId],
+        user: Option<UserId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        if sessions.is_empty() && user.is_none() {
+            return Ok(());
+        }
+        let facts = self.revocation_facts(sessions, user, reason, now);
+        tx.record_revocations(&facts, now).await?;
+        Ok(())
+    }
+
+    /// Facts after `cursor`. A cursor the feed can no longer continue (its facts purged,
+    /// or one this storage never handed out) is refused: the verifier takes a snapshot.
+    pub async fn revocations_after(&self, cursor: u64, limit: u32) -> ServiceResult<FeedPage> {
+        let bounds = self.store.revocation_bounds().await?;
+        check_cursor(cursor, bounds)?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let events = self.store.revocations_after(cursor, limit).await?;
+        let next_cursor = events.last().map_or(cursor, |r| r.seq);
+        Ok(FeedPage {
+            has_more: events.len() == limit as usize && next_cursor < bounds.latest,
+            events,
+            next_cursor,
+        })
+    }
+
+    /// The facts whose tokens may still be alive, and the cursor to follow the feed from.
+    pub async fn revocation_snapshot(&self) -> ServiceResult<FeedPage> {
+        let bounds = self.store.revocation_bounds().await?;
+        let events = self
+            .store
+            .live_revocations(bounds.latest, self.now())
+            .await?;
+        Ok(FeedPage {
+            events,
+            next_cursor: bounds.latest,
+            has_more: false,
+        })
+    }
+
+    /// Where the feed stands, for the stream's checks and the poller.
+    pub async fn revocation_bounds(&self) -> ServiceResult<FeedBounds> {
+        Ok(self.store.revocation_bounds().await?)
+    }
+
+    /// Forgets facts about tokens that are all expired.
+    pub async fn purge_revocations(&self) -> ServiceResult<u64> {
+        // A minute's slack covers instances whose clocks run a little apart.
+        let before = self.now() - chrono::Duration::minutes(1);
+        Ok(self.store.purge_revocations(before).await?)
+    }
+}
+
+/// Whether the feed can continue from `cursor`.
+pub fn check_cursor(cursor: u64, bounds: FeedBounds) -> Result<(), DomainError> {
+    if cursor < bounds.purged_through || cursor > bounds.latest {
+        return Err(DomainError::RevocationCursorExpired);
+    }
+    Ok(())
+}
