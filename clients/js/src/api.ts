@@ -179,8 +179,36 @@ export interface RevocationPage {
 /** What a fact is about. */
 export type RevocationType = "session_revoked" | "user_revoked" | "keys_changed";
 
+export interface RevokeForm {
+  /** An access token or a refresh token. */
+  token: string;
+  /** `access_token` or `refresh_token`; a hint only (both are tried). */
+  token_type_hint?: string | null;
+}
+
 export interface RevokedCount {
   revoked: number;
+}
+
+/** What sessiond honestly supports, in RFC 8414's terms, plus where its revocation feed is. sessiond is not an OAuth authorization server for third-party clients: it has no authorization or token endpoint, so it lists no response or grant types. */
+export interface ServerMetadata {
+  /** RFC 7662, authenticated with a verifier key or the admin API key (bearer). */
+  introspection_endpoint: string;
+  /** The `iss` of every access token. */
+  issuer: string;
+  jwks_uri: string;
+  /** None: sessiond has no authorization endpoint. */
+  response_types_supported: string[];
+  /** RFC 7009, for the holder of a token (no client authentication). */
+  revocation_endpoint: string;
+  revocation_endpoint_auth_methods_supported: string[];
+  /** sessiond's own: the revocation feed (poll) for local verifiers. */
+  revocation_feed_endpoint: string;
+  /** sessiond's own: the revocation feed as Server-Sent Events. */
+  revocation_stream_endpoint: string;
+  service_documentation: string;
+  /** Access tokens are signed with Ed25519 (`EdDSA`). */
+  token_endpoint_auth_signing_alg_values_supported: string[];
 }
 
 export interface SessionList {

@@ -179,6 +179,7 @@ impl App {
             trusted_proxies: Arc::new(trusted_proxies),
             metrics: metrics_handle(),
             max_body_bytes: config.max_body_bytes,
+            public_url: config.public_url.as_ref().map(|u| u.as_str().to_owned()),
             redis: redis.clone(),
         });
         Ok(Self {

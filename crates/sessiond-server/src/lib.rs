@@ -44,6 +44,8 @@ pub struct Shared {
     pub trusted_proxies: Arc<http::client_ip::TrustedProxies>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    /// `public_url`, for absolute URLs in answers.
+    pub public_url: Option<String>,
     /// The shared Redis, for readiness to report; `None` without `redis_url`.
     pub redis: Option<Arc<infra::redis::Redis>>,
 }

@@ -13,7 +13,7 @@ use crate::ratelimit::RateLimitConfig;
 
 mod values;
 
-pub use values::{DatabaseUrl, ProxyNetwork, RedisUrl, SmtpUrl, mask_url_password};
+pub use values::{DatabaseUrl, HttpUrl, ProxyNetwork, RedisUrl, SmtpUrl, mask_url_password};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +49,9 @@ pub struct Config {
     /// introspect tokens, nothing else. Each at least 32 characters.
     pub verifier_api_keys: Vec<String>,
     pub issuer: String,
+    /// The URL clients reach sessiond at (`https://auth.example.com`), for the absolute
+    /// URLs of the OAuth metadata; without it, they use the request's `Host`.
+    pub public_url: Option<HttpUrl>,
     /// Defaults to the issuer.
     pub audience: Option<String>,
     #[serde(with = "humantime_serde")]
@@ -143,6 +146,7 @@ impl Default for Config {
             admin_api_key: None,
             verifier_api_keys: Vec::new(),
             issuer: "sessiond".to_owned(),
+            public_url: None,
             audience: None,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),

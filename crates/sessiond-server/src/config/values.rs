@@ -128,6 +128,39 @@ impl FromStr for SmtpUrl {
     }
 }
 
+/// Where clients reach sessiond: `https://auth.example.com` (an http or https URL with
+/// a host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for HttpUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let url = Url::parse(text).map_err(|e| format!("is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err("must be an http:// or https:// URL with a host".to_owned());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not have a query or fragment".to_owned());
+        }
+        Ok(HttpUrl(text.trim_end_matches('/').to_owned()))
+    }
+}
+
+impl From<HttpUrl> for String {
+    fn from(url: HttpUrl) -> String {
+        url.0
+    }
+}
+
 /// A proxy whose forwarding headers are believed: one address (`127.0.0.1`) or a block
 /// (`10.0.0.0/8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,7 +197,7 @@ macro_rules! string_value {
         }
     )*};
 }
-string_value!(DatabaseUrl, RedisUrl, SmtpUrl, ProxyNetwork);
+string_value!(DatabaseUrl, RedisUrl, SmtpUrl, ProxyNetwork, HttpUrl);
 
 impl From<DatabaseUrl> for String {
     fn from(url: DatabaseUrl) -> String {
@@ -259,6 +292,15 @@ mod tests {
         assert!("smtps://u:p@mail.example:465".parse::<SmtpUrl>().is_ok());
         for bad in ["http://mail", "smtp://", "mail.example:25"] {
             assert!(bad.parse::<SmtpUrl>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn public_urls_are_http_with_a_host() {
+        let url: HttpUrl = "https://auth.example.com/".parse().unwrap();
+        assert_eq!(url.as_str(), "https://auth.example.com");
+        for bad in ["auth.example.com", "ftp://x", "https://x/?a=b", "http://"] {
+            assert!(bad.parse::<HttpUrl>().is_err(), "{bad}");
         }
     }
 

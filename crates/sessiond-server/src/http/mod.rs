@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::problem::{ApiError, method_not_allowed, route_not_found};
-use self::routes::{admin, auth, exchange, ops, otp, revocations, session, tokens};
+use self::routes::{admin, auth, exchange, oauth, ops, otp, revocations, session, tokens};
 use crate::AppState;
 
 /// The API's routes and the OpenAPI document describing exactly those routes.
@@ -52,6 +52,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(revocations::list_revocations))
         .routes(routes!(revocations::revocation_snapshot))
         .routes(routes!(revocations::stream_revocations))
+        .routes(routes!(oauth::server_metadata))
+        .routes(routes!(oauth::revoke_token))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -125,6 +125,16 @@ impl Service {
         self.revoke_user(id, None, RevokeReason::Admin).await
     }
 
+    /// RFC 7009: ends the session of a live access or refresh token; nothing for any
+    /// other token, without saying so.
+    pub async fn revoke_token(&self, token: &str) -> ServiceResult<()> {
+        if let Some(found) = self.introspect(token).await? {
+            self.revoke(&[found.session.id], RevokeReason::Logout)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn admin_revoke_session(&self, id: SessionId) -> ServiceResult<()> {
         if self.store.session_with_user(id).await?.is_none() {
             return Err(DomainError::NotFound.into());

@@ -14,6 +14,7 @@ mod faults;
 mod instances;
 mod lifecycle;
 mod login;
+mod oauth;
 mod ops;
 mod otp;
 mod policies;
