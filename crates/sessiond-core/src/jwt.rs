@@ -166,10 +166,19 @@ impl KeyRing {
         now: DateTime<Utc>,
         access_token_ttl: Duration,
     ) -> Result<Self, KeyError> {
+        // The newest key in force: created (keys are published ahead of their
+        // `created_at`) and not yet retired.
+        let in_force =
+            |k: &&SigningKey| k.created_at <= now && k.retired_at.is_none_or(|r| r > now);
         let signer = keys
             .iter()
-            .filter(|k| k.retired_at.is_none())
+            .filter(in_force)
             .max_by_key(|k| k.created_at)
+            .or_else(|| {
+                keys.iter()
+                    .filter(|k| k.retired_at.is_none())
+                    .max_by_key(|k| k.created_at)
+            })
             .ok_or(KeyError::NoActiveKey)?;
         let verifying: Vec<&SigningKey> = keys
             .iter()

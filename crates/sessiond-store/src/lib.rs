@@ -338,7 +338,8 @@ pub trait Tx: Send {
     ) -> StoreResult<Option<User>>;
 
     async fn insert_signing_key(&mut self, key: &SigningKey) -> StoreResult<()>;
-    /// Retires every active key; returns how many.
+    /// Retires, at `at`, every key not retired by then: an earlier retirement stands, a
+    /// later (scheduled) one is brought forward. Returns how many changed.
     async fn retire_signing_keys(&mut self, at: DateTime<Utc>) -> StoreResult<u64>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;

@@ -52,8 +52,15 @@ pub enum Command {
 pub enum KeysCommand {
     /// List signing keys and their state.
     List,
-    /// Make a new key the signing key; old keys keep verifying until their tokens expire.
-    Rotate,
+    /// Publish a new key, which becomes the signing key two minutes later (every instance
+    /// and every verifier's JWKS knows it by then); old keys keep verifying until their
+    /// tokens expire.
+    Rotate {
+        /// Sign with the new key at once (a compromised key): verifiers learn the new key
+        /// from the feed's `keys_changed` or the unknown `kid`.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

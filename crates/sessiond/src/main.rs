@@ -67,7 +67,14 @@ async fn keys(command: KeysCommand, config: Config) -> anyhow::Result<()> {
                 sessiond_server::state::keys::verification_window(config.policy().access_token_ttl);
             for key in keys {
                 let status = match key.retired_at {
+                    _ if key.created_at > now => {
+                        format!(
+                            "next: published, signs from {}",
+                            key.created_at.to_rfc3339()
+                        )
+                    }
                     None => "active".to_owned(),
+                    Some(at) if at > now => format!("active until {}", at.to_rfc3339()),
                     Some(at) if at + window > now => {
                         format!("retired {} (still verifying)", at.to_rfc3339())
                     }
@@ -80,12 +87,25 @@ async fn keys(command: KeysCommand, config: Config) -> anyhow::Result<()> {
                 );
             }
         }
-        KeysCommand::Rotate => {
-            let key = sessiond_server::state::keys::rotate(store.as_ref(), now).await?;
+        KeysCommand::Rotate { now: at_once } => {
+            let signs_from = if at_once {
+                now
+            } else {
+                now + sessiond_server::state::keys::PUBLISH_LEAD
+            };
+            let key = sessiond_server::state::keys::rotate(
+                store.as_ref(),
+                now,
+                signs_from,
+                config.policy().access_token_ttl,
+            )
+            .await?;
             println!(
-                "new signing key {}; previous keys keep verifying until their tokens have expired. \
-                 Running instances pick it up within a minute.",
-                key.kid
+                "new signing key {}; published now, signing from {} (running instances switch \
+                 within a minute of that); previous keys keep verifying until their tokens have \
+                 expired.",
+                key.kid,
+                signs_from.to_rfc3339()
             );
         }
     }

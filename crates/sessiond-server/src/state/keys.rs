@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::{KeyRing, SigningKey, TokenAudience};
+use sessiond_core::revocation::RevocationFact;
 use sessiond_store::{Store, StoreError};
 
 /// How often an unknown `kid` may trigger a reload, so garbage tokens cannot turn into
@@ -106,13 +107,28 @@ async fn ensure_active_key(
     Ok(store.signing_keys().await?)
 }
 
-/// Makes a new key the signing key; the old ones keep verifying until their tokens
-/// expire. Returns the new key.
-pub async fn rotate(store: &dyn Store, now: DateTime<Utc>) -> Result<SigningKey, KeysError> {
-    let key = SigningKey::generate(now)?;
+/// How long a rotated key is published before it signs: every instance reloads its keys
+/// within [`RELOAD_INTERVAL`], so by then every JWKS answer lists the key, and verifiers
+/// that cache the JWKS have heard `keys_changed`, before any token names it.
+pub const PUBLISH_LEAD: chrono::Duration = chrono::Duration::seconds(120);
+
+/// Publishes a new key that becomes the signing key at `signs_from` (its `created_at`),
+/// when the current ones retire; they keep verifying until their tokens expire. Tells
+/// verifiers through the revocation feed (`keys_changed`). Returns the new key.
+pub async fn rotate(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    signs_from: DateTime<Utc>,
+    access_token_ttl: chrono::Duration,
+) -> Result<SigningKey, KeysError> {
+    let key = SigningKey::generate(signs_from)?;
     let mut tx = store.begin().await?;
-    tx.retire_signing_keys(now).await?;
+    tx.retire_signing_keys(signs_from).await?;
     tx.insert_signing_key(&key).await?;
+    let changed = RevocationFact::KeysChanged {
+        max_exp: signs_from + verification_window(access_token_ttl),
+    };
+    tx.record_revocations(&[changed], now).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -140,7 +156,7 @@ mod tests {
         let old_kid = keys.current().signing_kid().to_owned();
 
         let retired_at = t0 + chrono::Duration::seconds(1);
-        let new = rotate(&store, retired_at).await.unwrap();
+        let new = rotate(&store, retired_at, retired_at, ttl).await.unwrap();
         // An instance that has not reloaded yet still signs with the old key for up to
         // one reload interval; those tokens must verify until their own expiry.
         let last_old_token_expires =
@@ -162,5 +178,37 @@ mod tests {
         .unwrap();
         assert!(!keys.current().knows(&old_kid), "retired keys do go away");
         assert!(keys.current().knows(&new.kid));
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_is_published_before_it_signs_and_announced_in_the_feed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("keys.db"))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let audience = TokenAudience {
+            issuer: "sessiond".into(),
+            audience: "sessiond".into(),
+        };
+        let ttl = chrono::Duration::minutes(15);
+        let t0 = Utc::now();
+        let keys = KeyManager::load(&store, audience, ttl, t0).await.unwrap();
+        let old_kid = keys.current().signing_kid().to_owned();
+
+        let new = rotate(&store, t0, t0 + PUBLISH_LEAD, ttl).await.unwrap();
+        keys.reload(&store, t0 + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        assert!(keys.current().knows(&new.kid), "published at once");
+        assert_eq!(keys.current().signing_kid(), old_kid, "but not signing yet");
+
+        keys.reload(&store, t0 + PUBLISH_LEAD).await.unwrap();
+        assert_eq!(keys.current().signing_kid(), new.kid);
+        assert!(keys.current().knows(&old_kid));
+
+        let facts = store.revocations_after(0, 10).await.unwrap();
+        assert_eq!(facts.len(), 1);
+        assert!(matches!(facts[0].fact, RevocationFact::KeysChanged { .. }));
     }
 }

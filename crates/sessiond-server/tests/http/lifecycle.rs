@@ -53,9 +53,18 @@ backend_suite! {
         let old = app.register(&unique_email()).await;
         let old_kid = kid_of(&access(&old));
 
-        let new_key = sessiond_server::state::keys::rotate(app.store.as_ref(), app.clock_now())
+        let (now, lead) = (app.clock_now(), sessiond_server::state::keys::PUBLISH_LEAD);
+        let ttl = chrono::Duration::minutes(15);
+        let new_key = sessiond_server::state::keys::rotate(app.store.as_ref(), now, now + lead, ttl)
             .await
             .unwrap();
+        app.state_reload_keys().await;
+        // Published first: the JWKS lists the new key while tokens are still signed with
+        // the old one.
+        assert!(app.jwks_kids().await.contains(&new_key.kid));
+        let early = app.register(&unique_email()).await;
+        assert_eq!(kid_of(&access(&early)), old_kid);
+        app.clock.advance(lead);
         app.state_reload_keys().await;
         let new = app.register(&unique_email()).await;
         assert_eq!(kid_of(&access(&new)), new_key.kid);
@@ -82,9 +91,15 @@ backend_suite! {
         // A second instance on the same storage rotates the key and signs with it; the
         // first has not reloaded yet and learns the key on demand from the token's `kid`.
         let other = common::spawn_sibling(&app, |_| {}).await;
-        let new_key = sessiond_server::state::keys::rotate(other.store.as_ref(), other.clock_now())
-            .await
-            .unwrap();
+        let now = other.clock_now();
+        let new_key = sessiond_server::state::keys::rotate(
+            other.store.as_ref(),
+            now,
+            now,
+            chrono::Duration::minutes(15),
+        )
+        .await
+        .unwrap();
         other.state_reload_keys().await;
         let grant = other.register(&unique_email()).await;
         assert_eq!(kid_of(&access(&grant)), new_key.kid);

@@ -74,4 +74,18 @@ pub async fn signing_keys_round_trip_and_retire(store: &dyn Store) {
             (newest.kid.as_str(), Some(second_retirement)),
         ]
     );
+
+    // A scheduled retirement is brought forward by an earlier one (an emergency
+    // rotation), never pushed back by a later one.
+    let earlier = second_retirement - secs(60);
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.retire_signing_keys(earlier).await.expect("retire"), 1);
+    tx.commit().await.expect("commit");
+    let keys = store.signing_keys().await.expect("signing keys");
+    assert_eq!(keys[2].retired_at, Some(earlier));
+    assert_eq!(
+        keys[0].retired_at,
+        Some(first_retirement),
+        "earlier ones stand"
+    );
 }

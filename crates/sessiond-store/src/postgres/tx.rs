@@ -730,7 +730,7 @@ impl Tx for PostgresTx {
     async fn retire_signing_keys(&mut self, at: DateTime<Utc>) -> StoreResult<u64> {
         let done = self
             .run(async |conn| {
-                sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1")
                     .bind(ts(at))
                     .execute(conn)
                     .await

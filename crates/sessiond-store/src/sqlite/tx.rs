@@ -565,7 +565,7 @@ impl Tx for SqliteTx {
 
     async fn retire_signing_keys(&mut self, at: DateTime<Utc>) -> StoreResult<u64> {
         let changed = self.execute(
-            "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL",
+            "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL OR retired_at > ?1",
             [ms(at)],
         )?;
         Ok(changed as u64)

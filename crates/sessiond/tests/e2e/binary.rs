@@ -380,7 +380,24 @@ async fn migrate_and_keys_list_and_rotate() {
     assert_eq!(list.stdout.lines().count(), 1, "{}", list.stdout);
     assert!(key_line(&list.stdout, &old_kid).ends_with("active"));
 
-    let rotated = with_data_dir(dir.path(), &data, &["keys", "rotate"]).success();
+    // A rotation publishes the key first...
+    let published = with_data_dir(dir.path(), &data, &["keys", "rotate"]).success();
+    let next_kid = published
+        .stdout
+        .strip_prefix("new signing key ")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("a kid in {:?}", published.stdout))
+        .to_owned();
+    let list = with_data_dir(dir.path(), &data, &["keys", "list"]).success();
+    assert!(
+        key_line(&list.stdout, &next_kid).contains("next: published, signs from"),
+        "{}",
+        list.stdout
+    );
+    assert!(key_line(&list.stdout, &old_kid).contains("active until"));
+
+    // ...and `--now` (a compromised key) makes a new one sign at once.
+    let rotated = with_data_dir(dir.path(), &data, &["keys", "rotate", "--now"]).success();
     let new_kid = rotated
         .stdout
         .strip_prefix("new signing key ")
@@ -390,7 +407,7 @@ async fn migrate_and_keys_list_and_rotate() {
     assert_ne!(new_kid, old_kid);
 
     let list = with_data_dir(dir.path(), &data, &["keys", "list"]).success();
-    assert_eq!(list.stdout.lines().count(), 2, "{}", list.stdout);
+    assert_eq!(list.stdout.lines().count(), 3, "{}", list.stdout);
     assert!(key_line(&list.stdout, &new_kid).ends_with("active"));
     let retired = key_line(&list.stdout, &old_kid);
     assert!(
@@ -404,9 +421,11 @@ async fn migrate_and_keys_list_and_rotate() {
     let api = server.api();
     let new = api.register("keys-new@example.com").await;
     assert_eq!(kid_of(&token(&new, "access_token")), new_kid);
-    let mut both = vec![old_kid.clone(), new_kid.clone()];
-    both.sort();
-    assert_eq!(api.jwks_kids().await, both);
+    // Every key whose tokens may be alive is published: the old one, the superseded
+    // "next" one, and the new one.
+    let mut all = vec![old_kid.clone(), next_kid.clone(), new_kid.clone()];
+    all.sort();
+    assert_eq!(api.jwks_kids().await, all);
     expect(api.whoami(&old_access).await, 200);
     server.stop();
 }
