@@ -79,6 +79,7 @@ pub struct App {
     config: Config,
     counters: Arc<MemoryCounters>,
     redis: Option<Arc<Redis>>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -174,7 +175,9 @@ impl App {
                 addr: config.bind,
                 source,
             })?;
+        let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let state = AppState::new(Shared {
+            stopping: stopping_seen,
             service: Arc::new(service),
             trusted_proxies: Arc::new(trusted_proxies),
             metrics: metrics_handle(),
@@ -188,6 +191,7 @@ impl App {
             config,
             counters,
             redis,
+            stopping,
         })
     }
 
@@ -220,7 +224,8 @@ impl App {
         let app = crate::http::router(self.state);
         // Shutdown drains in-flight requests, but not forever: a request that outlives
         // `shutdown_timeout` (a huge cleanup, a stuck client) does not keep the process up.
-        let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
+        let stopping = self.stopping;
+        let mut stop_requested = stopping.subscribe();
         let signal = async move {
             shutdown.await;
             let _ = stopping.send(true);

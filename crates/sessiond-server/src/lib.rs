@@ -44,6 +44,9 @@ pub struct Shared {
     pub trusted_proxies: Arc<http::client_ip::TrustedProxies>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    /// Turns true when the server starts shutting down: endless answers (event streams)
+    /// end then, rather than hold the drain until its timeout.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     /// `public_url`, for absolute URLs in answers.
     pub public_url: Option<String>,
     /// The shared Redis, for readiness to report; `None` without `redis_url`.

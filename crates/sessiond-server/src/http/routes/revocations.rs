@@ -218,6 +218,7 @@ pub async fn stream_revocations(
     check_cursor(cursor, state.service.revocation_bounds().await?)?;
     let follower = Follower {
         newest: state.service.feed().subscribe(),
+        stopping: state.stopping.clone(),
         state,
         cursor,
         pending: VecDeque::new(),
@@ -261,6 +262,7 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 struct Follower {
     state: AppState,
     newest: tokio::sync::watch::Receiver<u64>,
+    stopping: tokio::sync::watch::Receiver<bool>,
     cursor: u64,
     pending: VecDeque<Event>,
     heartbeat: tokio::time::Interval,
@@ -273,7 +275,9 @@ impl Follower {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
             }
-            if self.ended {
+            if self.ended || *self.stopping.borrow() {
+                // Shutting down: the client reconnects (to another instance) from its
+                // last event id.
                 return None;
             }
             self.catch_up().await;
@@ -283,6 +287,11 @@ impl Follower {
             tokio::select! {
                 changed = self.newest.changed() => {
                     if changed.is_err() {
+                        return None;
+                    }
+                }
+                stopping = self.stopping.changed() => {
+                    if stopping.is_err() {
                         return None;
                     }
                 }
