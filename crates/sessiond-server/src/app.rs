@@ -165,6 +165,14 @@ impl App {
             audience,
             admin_key,
         });
+        let web = crate::http::web::WebSettings::parse(&config.web)?;
+        if config.web.insecure_cookies {
+            tracing::warn!(
+                "web.insecure_cookies is on: token cookies are sent without `Secure` and \
+                 without the `__Host-`/`__Secure-` prefixes, readable by anyone on the \
+                 network path; for plain-HTTP development only, never in production"
+            );
+        }
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| AppError::Bind {
@@ -177,6 +185,7 @@ impl App {
             metrics: metrics_handle(),
             max_body_bytes: config.max_body_bytes,
             redis: redis.clone(),
+            web: Arc::new(web),
         });
         Ok(Self {
             listener,

@@ -46,14 +46,25 @@ pub enum Refusal {
     MethodNotAllowed,
     /// The body is larger than `max_body_bytes` (413).
     BodyTooLarge,
+    /// A request header with a value the operation does not take (400).
+    BadHeader(String),
+    /// A cookie-authenticated or cookie-mode request that failed the CSRF check (403).
+    Csrf(&'static str),
+    /// The token cookie cannot be used: several of them, or not a token's text (401).
+    BadAccessCookie(&'static str),
+    /// The refresh cookie cannot be used (401).
+    BadRefreshCookie(&'static str),
 }
 
 impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
-            Refusal::MalformedBody(_) | Refusal::BadPath(_) | Refusal::BadQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Refusal::MalformedBody(_)
+            | Refusal::BadPath(_)
+            | Refusal::BadQuery(_)
+            | Refusal::BadHeader(_) => StatusCode::BAD_REQUEST,
+            Refusal::Csrf(_) => StatusCode::FORBIDDEN,
+            Refusal::BadAccessCookie(_) | Refusal::BadRefreshCookie(_) => StatusCode::UNAUTHORIZED,
             Refusal::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::NoRoute => StatusCode::NOT_FOUND,
@@ -68,7 +79,11 @@ impl Refusal {
             | Refusal::InvalidBody(_)
             | Refusal::UnsupportedMediaType(_)
             | Refusal::BadPath(_)
-            | Refusal::BadQuery(_) => Code::ValidationError,
+            | Refusal::BadQuery(_)
+            | Refusal::BadHeader(_) => Code::ValidationError,
+            Refusal::Csrf(_) => Code::CsrfRejected,
+            Refusal::BadAccessCookie(_) => Code::TokenInvalid,
+            Refusal::BadRefreshCookie(_) => Code::RefreshTokenInvalid,
             Refusal::NoRoute => Code::NotFound,
             Refusal::MethodNotAllowed => Code::MethodNotAllowed,
             Refusal::BodyTooLarge => Code::PayloadTooLarge,
@@ -80,7 +95,11 @@ impl Refusal {
             Refusal::MalformedBody(text)
             | Refusal::InvalidBody(text)
             | Refusal::BadPath(text)
-            | Refusal::BadQuery(text) => text,
+            | Refusal::BadQuery(text)
+            | Refusal::BadHeader(text) => text,
+            Refusal::Csrf(why) | Refusal::BadAccessCookie(why) | Refusal::BadRefreshCookie(why) => {
+                why.to_owned()
+            }
             Refusal::UnsupportedMediaType(expected) => {
                 format!("expected a body with `Content-Type: {expected}`")
             }

@@ -21,3 +21,4 @@ mod rate_limits;
 mod redis;
 mod refresh;
 mod sessions;
+mod web;
