@@ -8,3 +8,4 @@ mod api_description;
 mod binary;
 mod clients_js;
 mod multi_instance;
+mod proxies;
