@@ -164,7 +164,8 @@ fn describe_cookie_mode(doc: &mut Value) {
             let Some(operation) = item.get_mut(method) else {
                 continue;
             };
-            if let Some(security) = operation["security"].as_array_mut()
+            // (`get_mut`: indexing a missing member mutably would insert a `null`.)
+            if let Some(security) = operation.get_mut("security").and_then(Value::as_array_mut)
                 && security.iter().any(|r| r.get("bearer").is_some())
                 && !security.iter().any(|r| r.get("access_cookie").is_some())
             {
@@ -173,7 +174,10 @@ fn describe_cookie_mode(doc: &mut Value) {
             if path.starts_with("/v1/admin/") {
                 continue;
             }
-            let Some(responses) = operation["responses"].as_object_mut() else {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
                 continue;
             };
             let mut issues_tokens = false;
@@ -303,6 +307,12 @@ fn constrain_requests(doc: &mut Value, facts: &Facts) {
         if let Some(properties) = schemas[name]["properties"].as_object_mut() {
             properties.insert("email".into(), email.clone());
         }
+    }
+    if let Some(properties) = schemas["CookieTokenResponse"]["properties"].as_object_mut() {
+        properties.insert(
+            "token_transport".into(),
+            json!({ "type": "string", "enum": ["cookie"], "description": "Always `cookie`: the tokens are in `Set-Cookie`" }),
+        );
     }
     if let Some(properties) = schemas["ExchangeRequest"]["properties"].as_object_mut() {
         let names = &facts.exchange_providers;

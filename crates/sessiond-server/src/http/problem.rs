@@ -52,8 +52,8 @@ pub enum Refusal {
     Csrf(&'static str),
     /// The token cookie cannot be used: several of them, or not a token's text (401).
     BadAccessCookie(&'static str),
-    /// The refresh cookie cannot be used (401).
-    BadRefreshCookie(&'static str),
+    /// No usable refresh token: none sent, or the refresh cookie cannot be used (401).
+    RefreshRefused(&'static str),
 }
 
 impl Refusal {
@@ -64,7 +64,7 @@ impl Refusal {
             | Refusal::BadQuery(_)
             | Refusal::BadHeader(_) => StatusCode::BAD_REQUEST,
             Refusal::Csrf(_) => StatusCode::FORBIDDEN,
-            Refusal::BadAccessCookie(_) | Refusal::BadRefreshCookie(_) => StatusCode::UNAUTHORIZED,
+            Refusal::BadAccessCookie(_) | Refusal::RefreshRefused(_) => StatusCode::UNAUTHORIZED,
             Refusal::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::NoRoute => StatusCode::NOT_FOUND,
@@ -83,7 +83,7 @@ impl Refusal {
             | Refusal::BadHeader(_) => Code::ValidationError,
             Refusal::Csrf(_) => Code::CsrfRejected,
             Refusal::BadAccessCookie(_) => Code::TokenInvalid,
-            Refusal::BadRefreshCookie(_) => Code::RefreshTokenInvalid,
+            Refusal::RefreshRefused(_) => Code::RefreshTokenInvalid,
             Refusal::NoRoute => Code::NotFound,
             Refusal::MethodNotAllowed => Code::MethodNotAllowed,
             Refusal::BodyTooLarge => Code::PayloadTooLarge,
@@ -97,7 +97,7 @@ impl Refusal {
             | Refusal::BadPath(text)
             | Refusal::BadQuery(text)
             | Refusal::BadHeader(text) => text,
-            Refusal::Csrf(why) | Refusal::BadAccessCookie(why) | Refusal::BadRefreshCookie(why) => {
+            Refusal::Csrf(why) | Refusal::BadAccessCookie(why) | Refusal::RefreshRefused(why) => {
                 why.to_owned()
             }
             Refusal::UnsupportedMediaType(expected) => {
@@ -273,8 +273,24 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.respond(None)
+    }
+}
+
+impl ApiError {
+    /// The problem answered with `status` (in the status line and the body) whatever its
+    /// code's own: for the forward-auth check, which answers only 200 or 401.
+    pub fn into_response_as(self, status: StatusCode) -> Response {
+        self.respond(Some(status))
+    }
+
+    fn respond(self, status_override: Option<StatusCode>) -> Response {
         let bearer = self.bearer;
-        let (status, problem, retry_after, rate_headers) = self.into_problem();
+        let (mut status, mut problem, retry_after, rate_headers) = self.into_problem();
+        if let Some(forced) = status_override {
+            status = forced;
+            problem.status = forced.as_u16();
+        }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();

@@ -181,9 +181,16 @@ async fn refresh_reads_the_refresh_cookie_and_answers_in_cookies() {
         .await;
         who.ok(200);
     }
-    // Without a body token and without the cookie: which is missing is said.
+    // Without a body token and without the cookie: a 401 that says what is missing.
     let missing = send(browser(&app, Method::POST, "/v1/token/refresh").json(&json!({}))).await;
-    missing.problem(422, "VALIDATION_ERROR");
+    let body = missing.problem(401, "REFRESH_TOKEN_INVALID");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no refresh token"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -53,10 +53,7 @@ pub async fn check(State(state): State<AppState>, parts: Parts) -> Response {
             response
         }
         Err(e) => {
-            let mut response = e.into_response();
-            if response.status() != StatusCode::UNAUTHORIZED {
-                *response.status_mut() = StatusCode::UNAUTHORIZED;
-            }
+            let mut response = e.into_response_as(StatusCode::UNAUTHORIZED);
             refused(response.headers_mut(), identity);
             response
         }

@@ -11,7 +11,6 @@ use crate::http::dto::{
     ValidateResponse,
 };
 use axum::response::{IntoResponse, Response};
-use sessiond_core::DomainError;
 
 use crate::http::extract::{AdminKey, ApiBytes, ApiJson, Limited, Transport, ValidateGroup};
 use crate::http::problem::{ApiError, Refusal};
@@ -52,21 +51,20 @@ pub async fn refresh(
                 (token.to_owned(), Transport::Cookie(web.clone()))
             }
             Found::Absent => {
-                return ApiError::from(DomainError::invalid_field(
-                    "refresh_token",
-                    "is required (in cookie mode, the refresh cookie carries it)",
-                ))
-                .into_response();
+                let refused = Refusal::RefreshRefused(
+                    "no refresh token: neither `refresh_token` in the body nor the refresh cookie",
+                );
+                return ApiError::from(refused).into_response();
             }
             Found::Several => {
-                let refused = Refusal::BadRefreshCookie(
+                let refused = Refusal::RefreshRefused(
                     "the request carries the refresh cookie more than once (a stale cookie \
                      of another path or domain?); none of them is used, ours is cleared",
                 );
                 return clear_cookies(ApiError::from(refused).into_response(), web);
             }
             Found::Unreadable => {
-                let refused = Refusal::BadRefreshCookie("the refresh cookie does not hold a token");
+                let refused = Refusal::RefreshRefused("the refresh cookie does not hold a token");
                 return clear_cookies(ApiError::from(refused).into_response(), web);
             }
         },
