@@ -607,3 +607,58 @@ async fn insecure_cookies_drop_secure_and_the_prefixes() {
         .await
         .problem(401, "TOKEN_NOT_PROVIDED");
 }
+
+#[tokio::test]
+async fn the_optional_identity_assertion_is_a_signed_jwt_never_usable_as_a_token() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let app = spawn_with(|c| c.web.assertion_header = Some("X-Sessiond-Assertion".into())).await;
+    let grant = app.register(&unique_email()).await;
+    let ok = app.get("/v1/auth/check", &access(&grant)).await;
+    assert_eq!(ok.status, 200);
+    let jwt = ok
+        .header("x-sessiond-assertion")
+        .expect("an assertion")
+        .to_owned();
+    let part = |i: usize| -> serde_json::Value {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(i).unwrap())
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let (header, claims) = (part(0), part(1));
+    assert_eq!(header["typ"], "sessiond-id+jwt");
+    assert_eq!(header["alg"], "EdDSA");
+    assert!(
+        app.jwks_kids()
+            .await
+            .contains(&header["kid"].as_str().unwrap().to_owned())
+    );
+    assert_eq!(claims["sub"], grant["user"]["id"]);
+    assert_eq!(claims["sid"], grant["session"]["id"]);
+    assert_eq!(claims["amr"], json!(["pwd"]));
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60
+    );
+    // The signature verifies with the published key.
+    let jwks = app.jwks().await;
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap();
+    let public = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
+    let (signed, signature) = jwt.rsplit_once('.').unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
+        .verify(
+            signed.as_bytes(),
+            &URL_SAFE_NO_PAD.decode(signature).unwrap(),
+        )
+        .expect("the assertion's signature verifies");
+    // Never an access token, and empty on a refusal.
+    app.whoami(&jwt).await.problem(401, "TOKEN_INVALID");
+    let refused = app.get("/v1/auth/check", "garbage").await;
+    assert_eq!(refused.header("x-sessiond-assertion"), Some(""));
+}

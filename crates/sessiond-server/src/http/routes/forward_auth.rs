@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::http::extract::access_credential;
@@ -30,6 +31,7 @@ use crate::service::Authenticated;
                 ("X-Sessiond-Session" = String, description = "The session id (name: `web.session_header`)"),
                 ("X-Sessiond-Amr" = String, description = "How the session was authenticated: `pwd`, `otp`, `exchange:<provider>`, `anon`, `admin` (name: `web.amr_header`)"),
                 ("X-Sessiond-Anonymous" = String, description = "`true` or `false` (name: `web.anonymous_header`)"),
+                ("X-Sessiond-Assertion" = String, description = "Only with `web.assertion_header` (its name): a signed identity assertion, an EdDSA JWT of `typ` `sessiond-id+jwt` (keys at `/.well-known/jwks.json`)"),
             )),
         (status = 401, description = "Refused: `TOKEN_*`, `SESSION_*`, `USER_INACTIVE`, or (failing closed) `STORAGE_UNAVAILABLE`; the identity headers are present and empty"),
     ))]
@@ -50,6 +52,12 @@ pub async fn check(State(state): State<AppState>, parts: Parts) -> Response {
         Ok(auth) => {
             let mut response = StatusCode::OK.into_response();
             allowed(response.headers_mut(), identity, &auth);
+            if let Some((name, ttl)) = &identity.assertion {
+                let assertion = assertion(&state, &auth, *ttl);
+                if let Ok(value) = HeaderValue::from_str(&assertion) {
+                    response.headers_mut().insert(name.clone(), value);
+                }
+            }
             response
         }
         Err(e) => {
@@ -84,7 +92,43 @@ fn allowed(headers: &mut HeaderMap, names: &IdentityHeaders, auth: &Authenticate
 }
 
 fn refused(headers: &mut HeaderMap, names: &IdentityHeaders) {
-    for name in [&names.user, &names.session, &names.amr, &names.anonymous] {
+    let assertion = names.assertion.as_ref().map(|(name, _)| name);
+    for name in [&names.user, &names.session, &names.amr, &names.anonymous]
+        .into_iter()
+        .chain(assertion)
+    {
         headers.insert(name.clone(), HeaderValue::from_static(""));
     }
+}
+
+/// The claims of a signed identity assertion.
+#[derive(Serialize)]
+struct Assertion<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    sid: String,
+    amr: Vec<String>,
+    iat: i64,
+    exp: i64,
+}
+
+/// The `typ` of identity assertions: never `at+jwt`, so never usable as an access token.
+pub const ASSERTION_TYP: &str = "sessiond-id+jwt";
+
+fn assertion(state: &AppState, auth: &Authenticated, ttl: std::time::Duration) -> String {
+    let audience = state.service.audience();
+    let now = state.service.now().timestamp();
+    let session = &auth.session;
+    let claims = Assertion {
+        iss: &audience.issuer,
+        aud: &audience.audience,
+        sub: session.user_id.map(|u| u.to_string()),
+        sid: session.id.to_string(),
+        amr: vec![session.auth_method.as_string()],
+        iat: now,
+        exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+    };
+    state.service.keys().sign_typed(ASSERTION_TYP, &claims)
 }

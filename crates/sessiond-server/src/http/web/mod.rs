@@ -39,6 +39,13 @@ pub struct WebConfig {
     pub session_header: String,
     pub amr_header: String,
     pub anonymous_header: String,
+    /// Forward-auth: also answer a signed identity assertion in this header (a short
+    /// EdDSA JWT, `typ: sessiond-id+jwt`, verifiable with `/.well-known/jwks.json`), for
+    /// upstreams that could be reached around the proxy. Off when absent.
+    pub assertion_header: Option<String>,
+    /// Lifetime of an identity assertion.
+    #[serde(with = "humantime_serde")]
+    pub assertion_ttl: Duration,
 }
 
 impl Default for WebConfig {
@@ -52,6 +59,8 @@ impl Default for WebConfig {
             session_header: "X-Sessiond-Session".to_owned(),
             amr_header: "X-Sessiond-Amr".to_owned(),
             anonymous_header: "X-Sessiond-Anonymous".to_owned(),
+            assertion_header: None,
+            assertion_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -74,6 +83,8 @@ pub struct IdentityHeaders {
     pub session: HeaderName,
     pub amr: HeaderName,
     pub anonymous: HeaderName,
+    /// With `web.assertion_header`: its name and the assertions' lifetime.
+    pub assertion: Option<(HeaderName, Duration)>,
 }
 
 fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -137,19 +148,28 @@ impl WebSettings {
             session: header("web.session_header", &config.session_header)?,
             amr: header("web.amr_header", &config.amr_header)?,
             anonymous: header("web.anonymous_header", &config.anonymous_header)?,
+            assertion: match &config.assertion_header {
+                Some(name) => Some((header("web.assertion_header", name)?, config.assertion_ttl)),
+                None => None,
+            },
         };
+        if config.assertion_ttl.is_zero() || config.assertion_ttl > Duration::from_secs(3600) {
+            return Err(invalid("web.assertion_ttl", "must be between 1s and 1h"));
+        }
         let mut names = vec![
             &identity.user,
             &identity.session,
             &identity.amr,
             &identity.anonymous,
         ];
+        names.extend(identity.assertion.as_ref().map(|(name, _)| name));
+        let count = names.len();
         names.sort_by_key(|n| n.as_str());
         names.dedup();
-        if names.len() != 4 {
+        if names.len() != count {
             return Err(invalid(
                 "web.user_header",
-                "the four identity headers need four different names",
+                "the identity headers need different names",
             ));
         }
         Ok(Self {
