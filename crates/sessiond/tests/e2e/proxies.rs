@@ -364,16 +364,18 @@ async fn exercise(name: &str, base: &str, upstream: &Upstream, proxy: &Proxy) {
     assert_eq!(
         header(&seen, "x-sessiond-user"),
         Some(user.as_str()),
-        "{name}: {seen:?}"
+        "{name}: {:?}",
+        identity(&seen)
     );
     assert_eq!(header(&seen, "x-sessiond-session"), Some(sid.as_str()));
     assert_eq!(
         header(&seen, "x-sessiond-amr"),
         Some("pwd"),
-        "{name}: {seen:?}"
+        "{name}: {:?}",
+        identity(&seen)
     );
     assert_eq!(header(&seen, "x-sessiond-anonymous"), Some("false"));
-    assert_eq!(identity(&seen).len(), 4, "{name}: {seen:?}");
+    assert_eq!(identity(&seen).len(), 4, "{name}: {:?}", identity(&seen));
 
     // An anonymous session with a forged user: the app never sees the forged id.
     let anon = api.post("/v1/sessions/anonymous", json!({})).await.ok(201);
@@ -387,7 +389,8 @@ async fn exercise(name: &str, base: &str, upstream: &Upstream, proxy: &Proxy) {
     let seen = upstream.last();
     assert!(
         header(&seen, "x-sessiond-user").is_none_or(str::is_empty),
-        "{name}: a forged user reached the app: {seen:?}"
+        "{name}: a forged user reached the app: {:?}",
+        identity(&seen)
     );
     assert_eq!(header(&seen, "x-sessiond-anonymous"), Some("true"));
 
@@ -490,6 +493,35 @@ async fn nginx_auth_request_with_the_shipped_example() {
     let proxy = start_nginx(server.addr.port(), upstream.port);
     let base = format!("http://127.0.0.1:{}", proxy.port);
     exercise("nginx", &base, &upstream, &proxy).await;
+    compare_with_the_token_check(&server).await;
+}
+
+/// The forward-auth check is the token check of `GET /v1/session` with another answer:
+/// their times, straight to sessiond, interleaved (a figure, and a loose bound).
+async fn compare_with_the_token_check(server: &Server) {
+    let api = server.api();
+    let grant = api.register("speed@example.com").await;
+    let at = token(&grant, "access_token");
+    let rounds = 400;
+    let (mut session, mut check) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        assert_eq!(api.get("/v1/session", &at).await.status, 200);
+        session += started.elapsed();
+        let started = Instant::now();
+        assert_eq!(api.get("/v1/auth/check", &at).await.status, 200);
+        check += started.elapsed();
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0 / f64::from(rounds);
+    say(&format!(
+        "proxies: straight to sessiond (debug build, sequential): GET /v1/session {:.3} ms, GET /v1/auth/check {:.3} ms per request",
+        ms(session),
+        ms(check)
+    ));
+    assert!(
+        check < session * 2,
+        "the check costs more than twice the token check: {check:?} vs {session:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
