@@ -389,6 +389,8 @@ sessiond_scenarios() {
 
     run_wrk main "token check (GET /v1/session)" "$backend" "$url" header-get.lua \
         "$dir/access.txt" Authorization "Bearer "
+    run_wrk main "forward-auth check (GET /v1/auth/check)" "$backend" "$url" header-get.lua \
+        "$dir/access.txt" Authorization "Bearer " /v1/auth/check
     run_wrk main "introspection (POST /v1/introspect)" "$backend" "$url" introspect.lua \
         "$dir/access.txt" "$ADMIN_KEY"
     WARM=0 run_wrk main "refresh (POST /v1/token/refresh)" "$backend" "$url" refresh.lua \

@@ -1,6 +1,6 @@
 // The example page's server: serves examples/web/ and the SDK build (clients/js/dist) and
 // forwards the API (/v1/…, /openapi.json, /.well-known/…) to sessiond, so the page and the
-// API share one origin (sessiond has no CORS). No dependencies.
+// API share one origin (no CORS needed; sessiond answers CORS only for `web.allowed_origins`). No dependencies.
 //   SESSIOND_URL=http://127.0.0.1:8420 PORT=8080 node examples/web/serve.mjs
 import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";

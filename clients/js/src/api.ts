@@ -17,6 +17,18 @@ export interface CleanupResult {
   deleted: number;
 }
 
+/** A token response in cookie mode (`Sessiond-Token-Transport: cookie`): the tokens are in `Set-Cookie`, never in the body. */
+export interface CookieTokenResponse {
+  /** Seconds until the access token (and its cookie) expires. */
+  expires_in: number;
+  /** Seconds until the refresh token (and its cookie) expires. */
+  refresh_expires_in: number;
+  session: SessionView;
+  /** Always `cookie`: the tokens are in `Set-Cookie` */
+  token_transport: "cookie";
+  user?: null | UserView;
+}
+
 /** The device a session is created on, as the client describes it. */
 export interface DeviceInput {
   /** A stable id the app chose for this installation. */
@@ -103,7 +115,7 @@ export interface PatchUserRequest {
 /** An RFC 9457 problem document; members beyond the standard ones appear where they apply. */
 export interface Problem {
   /** Stable machine-readable code */
-  code: "VALIDATION_ERROR" | "TOKEN_NOT_PROVIDED" | "TOKEN_INVALID" | "TOKEN_EXPIRED" | "SESSION_REVOKED" | "SESSION_EXPIRED" | "SESSION_INACTIVE" | "USER_INACTIVE" | "REFRESH_TOKEN_INVALID" | "REFRESH_TOKEN_EXPIRED" | "REFRESH_TOKEN_REUSED" | "INVALID_CREDENTIALS" | "OTP_INVALID" | "OTP_EXPIRED" | "OTP_ATTEMPTS_EXCEEDED" | "UPSTREAM_REJECTED" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "SESSION_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_UNAVAILABLE" | "SERVICE_OVERLOADED" | "REVOCATION_CURSOR_EXPIRED";
+  code: "VALIDATION_ERROR" | "TOKEN_NOT_PROVIDED" | "TOKEN_INVALID" | "TOKEN_EXPIRED" | "SESSION_REVOKED" | "SESSION_EXPIRED" | "SESSION_INACTIVE" | "USER_INACTIVE" | "REFRESH_TOKEN_INVALID" | "REFRESH_TOKEN_EXPIRED" | "REFRESH_TOKEN_REUSED" | "INVALID_CREDENTIALS" | "OTP_INVALID" | "OTP_EXPIRED" | "OTP_ATTEMPTS_EXCEEDED" | "UPSTREAM_REJECTED" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "FORBIDDEN" | "CSRF_REJECTED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "SESSION_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_UNAVAILABLE" | "SERVICE_OVERLOADED" | "REVOCATION_CURSOR_EXPIRED";
   detail: string;
   /** `VALIDATION_ERROR`: the fields at fault */
   errors?: {
@@ -140,7 +152,8 @@ export interface Readiness {
 }
 
 export interface RefreshRequest {
-  refresh_token: string;
+  /** Left out in cookie mode: the refresh cookie carries the token. */
+  refresh_token?: string | null;
 }
 
 export interface RegisterRequest {

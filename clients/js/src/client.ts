@@ -1,5 +1,6 @@
 import type {
   AnonymousSessionRequest,
+  CookieTokenResponse,
   DeviceInput,
   ExchangeRequest,
   OtpChallengeResponse,
@@ -18,9 +19,22 @@ import { browserLifecycle, type Lifecycle } from "./lifecycle.js";
 import { localStorageOrNull, memoryStore, webStore, type SessionStore, type StoredSession } from "./storage.js";
 import { browserTabs, type Coordinator, type TabMessage } from "./tabs.js";
 
-export interface ClientOptions {
+/** How logins and refreshes carry the tokens: in the body (default), or as HttpOnly cookies. */
+export type TokenTransport = "body" | "cookie";
+
+/** What a login answers: the token response, or in cookie mode the same without the tokens. */
+export type LoginAnswer<M extends TokenTransport> = M extends "cookie" ? CookieTokenResponse : TokenResponse;
+
+export interface ClientOptions<M extends TokenTransport = "body"> {
   /** sessiond's address, e.g. `https://auth.example.com`; default `""` (same origin). */
   baseUrl?: string;
+  /**
+   * `"cookie"` (browsers): sessiond keeps the tokens in HttpOnly cookies that no script can
+   * read; the SDK stores no token anywhere (only the session's id, user, method and expiry),
+   * sends every request with `credentials: "include"` and refreshes by calling the refresh
+   * endpoint with its cookie. Cross-tab coordination works as in the default `"body"` mode.
+   */
+  transport?: M;
   /** Where the session is kept. Default: `localStorage` in browsers, memory elsewhere. */
   storage?: SessionStore;
   /** Name of the cross-tab channel and lock (default `sessiond`). */
@@ -89,11 +103,12 @@ const fresh = (p: StoredSession) => Date.now() < p.e - margin(p);
 const soon = (p: StoredSession) => Date.now() >= p.e - lead(p);
 const isBrowser = typeof window === "object" && typeof document === "object";
 
-export class SessiondClient {
+export class SessiondClient<M extends TokenTransport = "body"> {
   private readonly base: string;
   private readonly store: SessionStore;
   private readonly http: typeof fetch;
-  private readonly opts: ClientOptions;
+  private readonly opts: ClientOptions<M>;
+  private readonly cookies: boolean;
   private readonly tabs: Coordinator | null;
   private readonly unlisten: (() => void) | null;
   private readonly listeners: Record<string, Set<(event: never) => void>> = {};
@@ -108,8 +123,9 @@ export class SessiondClient {
   private notBefore = 0;
   private disposed = false;
 
-  constructor(options: ClientOptions = {}) {
+  constructor(options: ClientOptions<M> = {}) {
     this.opts = options;
+    this.cookies = options.transport === "cookie";
     this.base = (options.baseUrl ?? "").replace(/\/$/, "");
     this.http = options.fetch ?? ((...args) => fetch(...args));
     const local = localStorageOrNull();
@@ -161,14 +177,15 @@ export class SessiondClient {
     return this.pair && stateOf(this.pair);
   }
 
-  /** The current tokens (for SSR: to write cookies back), or null. */
+  /** The current tokens (for SSR: to write cookies back), or null; always null in cookie mode. */
   get tokens(): { access_token: string; refresh_token: string; expires_at: number } | null {
     const p = this.pair;
-    return p && { access_token: p.a, refresh_token: p.r, expires_at: p.e };
+    return p && !this.cookies ? { access_token: p.a, refresh_token: p.r, expires_at: p.e } : null;
   }
 
   /** Starts from a refresh token alone (SSR: the one from a cookie); the next call refreshes. */
   async useRefreshToken(refreshToken: string): Promise<void> {
+    if (this.cookies) throw new SessiondError(0, "COOKIE_MODE", "in cookie mode the refresh token is the browser's cookie");
     await this.restore();
     this.adopt({ a: "", r: refreshToken, e: 0, t: 0, s: "", u: null, m: "" }, false);
   }
@@ -233,7 +250,9 @@ export class SessiondClient {
 
   /**
    * A usable access token: the current one, or a refreshed one (single-flight: any number
-   * of concurrent callers cause one refresh). Rejects with `NO_SESSION` without a session,
+   * of concurrent callers cause one refresh). In cookie mode the token is in an HttpOnly
+   * cookie: this answers an opaque marker of the current one once it is fresh (not a
+   * token: send requests with {@link fetch}, or with `credentials: "include"`). Rejects with `NO_SESSION` without a session,
    * with a terminal error when the session ended, or with a transient error when the
    * server stayed unreachable for `refreshWaitMs` (the session is kept).
    */
@@ -266,7 +285,9 @@ export class SessiondClient {
       await this.endFrom(p, new SessiondError(401, code, undefined, problem));
       return false;
     }
-    if (code !== "TOKEN_EXPIRED" && code !== "TOKEN_INVALID") return false;
+    // In cookie mode an access cookie past its Max-Age is simply not sent: no token.
+    const stale = code === "TOKEN_EXPIRED" || code === "TOKEN_INVALID" || (this.cookies && code === "TOKEN_NOT_PROVIDED");
+    if (!stale) return false;
     if (p.a !== sentToken) return true; // a late 401: someone already has a new token
     await this.refreshWhen((q) => q.a === sentToken);
     return true;
@@ -319,9 +340,9 @@ export class SessiondClient {
     if (!p) throw new SessiondError(0, "NO_SESSION", "no session");
     if (!want(p)) return p;
     const sentAt = Date.now();
-    let res: TokenResponse;
+    let res: TokenResponse | CookieTokenResponse;
     try {
-      res = await this.call<TokenResponse>("POST", "/v1/token/refresh", { refresh_token: p.r });
+      res = await this.call<TokenResponse>("POST", "/v1/token/refresh", this.refreshBody(p));
     } catch (e) {
       if (e instanceof SessiondError && e.terminal && this.pair === p) await this.endFrom(p, e);
       throw e;
@@ -353,6 +374,10 @@ export class SessiondClient {
 
   // ----- HTTP -----
 
+  private refreshBody(p: StoredSession): object {
+    return this.cookies ? {} : { refresh_token: p.r };
+  }
+
   private async call<T>(method: string, path: string, body?: unknown, token?: string | null): Promise<T> {
     this.alive();
     const ctl = new AbortController();
@@ -360,7 +385,8 @@ export class SessiondClient {
     const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs ?? 10000);
     const headers: Record<string, string> = { accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";
-    if (token) headers.authorization = "Bearer " + token;
+    if (this.cookies) headers["sessiond-token-transport"] = "cookie";
+    else if (token) headers.authorization = "Bearer " + token;
     let res: Response;
     let text: string;
     try {
@@ -369,7 +395,7 @@ export class SessiondClient {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: ctl.signal,
-        credentials: "omit",
+        credentials: this.cookies ? "include" : "omit",
       });
       text = await res.text();
     } catch (e) {
@@ -420,8 +446,9 @@ export class SessiondClient {
     const spare = req && req.clone();
     const send = (token: string, again: boolean) => {
       const headers = new Headers(init.headers ?? req?.headers);
-      headers.set("authorization", "Bearer " + token);
-      return this.http(again && spare ? spare : input, { ...init, headers });
+      if (!this.cookies) headers.set("authorization", "Bearer " + token);
+      const credentials = this.cookies ? (init.credentials ?? "include") : init.credentials;
+      return this.http(again && spare ? spare : input, { ...init, headers, ...(credentials ? { credentials } : {}) });
     };
     const token = await this.getAccessToken();
     const res = await send(token, false);
@@ -435,7 +462,7 @@ export class SessiondClient {
 
   // ----- logins -----
 
-  private async login(path: string, body: object, withDevice = true): Promise<TokenResponse> {
+  private async login(path: string, body: object, withDevice = true): Promise<LoginAnswer<M>> {
     await this.restore();
     const cur = this.pair;
     let upgrade: string | null = null;
@@ -443,18 +470,19 @@ export class SessiondClient {
       upgrade = await this.getAccessToken().catch(() => null);
     if (withDevice && this.opts.device && !("device" in body)) body = { ...body, device: this.opts.device };
     const sentAt = Date.now();
-    const res = await this.call<TokenResponse>("POST", path, body, upgrade);
+    // In cookie mode the anonymous session's cookie goes along by itself.
+    const res = await this.call<LoginAnswer<M>>("POST", path, body, upgrade);
     await this.commit(pairOf(res, sentAt), null);
     return res;
   }
 
   /** `POST /v1/users`: registers and logs in. */
-  register(body: RegisterRequest): Promise<TokenResponse> {
+  register(body: RegisterRequest): Promise<LoginAnswer<M>> {
     return this.login("/v1/users", body);
   }
 
   /** `POST /v1/auth/password`. */
-  loginWithPassword(body: PasswordLoginRequest): Promise<TokenResponse> {
+  loginWithPassword(body: PasswordLoginRequest): Promise<LoginAnswer<M>> {
     return this.login("/v1/auth/password", body);
   }
 
@@ -465,17 +493,17 @@ export class SessiondClient {
   }
 
   /** `POST /v1/auth/otp/verify`. */
-  verifyOtp(body: OtpVerifyRequest): Promise<TokenResponse> {
+  verifyOtp(body: OtpVerifyRequest): Promise<LoginAnswer<M>> {
     return this.login("/v1/auth/otp/verify", body, false);
   }
 
   /** `POST /v1/auth/exchange`: a partner's token, vouched for by the named provider, for a session. */
-  exchange(body: ExchangeRequest): Promise<TokenResponse> {
+  exchange(body: ExchangeRequest): Promise<LoginAnswer<M>> {
     return this.login("/v1/auth/exchange", body);
   }
 
   /** `POST /v1/sessions/anonymous`: a session without a user; a later login upgrades it. */
-  createAnonymousSession(body: AnonymousSessionRequest = {}): Promise<TokenResponse> {
+  createAnonymousSession(body: AnonymousSessionRequest = {}): Promise<LoginAnswer<M>> {
     return this.login("/v1/sessions/anonymous", body);
   }
 
@@ -540,7 +568,7 @@ export class SessiondClient {
     for (let i = 0; ; i++) {
       try {
         if (!fresh(p) || i > 0)
-          token = (await this.call<TokenResponse>("POST", "/v1/token/refresh", { refresh_token: p.r })).access_token;
+          token = pairOf(await this.call<TokenResponse>("POST", "/v1/token/refresh", this.refreshBody(p)), Date.now()).a;
         await this.call("POST", "/v1/logout", undefined, token);
         return;
       } catch (e) {
@@ -580,10 +608,12 @@ export class SessiondClient {
   }
 }
 
-function pairOf(res: TokenResponse, sentAt: number): StoredSession {
+function pairOf(res: TokenResponse | CookieTokenResponse, sentAt: number): StoredSession {
+  // Cookie mode: no token ever reaches this code; `a` is a marker of this pair (no secret).
+  const cookie = !("access_token" in res);
   return {
-    a: res.access_token,
-    r: res.refresh_token,
+    a: cookie ? `cookie:${res.session.id}:${sentAt}:${Math.random().toString(36).slice(2)}` : res.access_token,
+    r: cookie ? "" : res.refresh_token,
     // JWT `exp` has whole seconds (sessiond truncates): the token may die up to 1 s before `expires_in` says.
     e: sentAt + Math.max(res.expires_in * 500, res.expires_in * 1000 - 1000),
     t: Math.max(res.expires_in * 500, res.expires_in * 1000 - 1000),
@@ -594,6 +624,6 @@ function pairOf(res: TokenResponse, sentAt: number): StoredSession {
 }
 
 /** Creates a client (see {@link ClientOptions}). */
-export function createClient(options?: ClientOptions): SessiondClient {
-  return new SessiondClient(options);
+export function createClient<M extends TokenTransport = "body">(options?: ClientOptions<M>): SessiondClient<M> {
+  return new SessiondClient<M>(options);
 }

@@ -187,8 +187,13 @@ export async function startProxy(target, { staticDir } = {}) {
     entry.status = upstream.status;
     if (req.method === "POST" && url.pathname === "/v1/token/refresh" && upstream.status === 200) {
       try {
-        const rt = JSON.parse(upstream.body.toString()).refresh_token;
-        successors.add(createHash("sha256").update(rt).digest("hex"));
+        // In the body, or in cookie mode in the refresh cookie (`__Secure-sessiond_rt`).
+        const cookie = [upstream.headers["set-cookie"] ?? []]
+          .flat()
+          .map((c) => c.match(/^__Secure-sessiond_rt=([^;]+)/)?.[1])
+          .find(Boolean);
+        const rt = cookie ?? JSON.parse(upstream.body.toString()).refresh_token;
+        if (rt) successors.add(createHash("sha256").update(rt).digest("hex"));
       } catch {
         /* not JSON */
       }

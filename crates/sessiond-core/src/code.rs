@@ -60,6 +60,7 @@ codes! {
     UpstreamRateLimited = "UPSTREAM_RATE_LIMITED", 429, "The identity provider is rate limiting";
     UpstreamUnavailable = "UPSTREAM_UNAVAILABLE", 503, "An upstream service is unavailable";
     Forbidden = "FORBIDDEN", 403, "Forbidden";
+    CsrfRejected = "CSRF_REJECTED", 403, "Cross-site request refused";
     NotFound = "NOT_FOUND", 404, "Not found";
     MethodNotAllowed = "METHOD_NOT_ALLOWED", 405, "Method not allowed";
     Conflict = "CONFLICT", 409, "Conflict";

@@ -238,6 +238,24 @@ impl KeyRing {
         token
     }
 
+    /// A compact JWS of other claims than an access token's, with its own `typ` (so it is
+    /// never taken for an access token: [`KeyRing::verify`] requires `at+jwt`), signed by
+    /// the current key.
+    pub fn sign_typed(&self, typ: &str, claims: &impl Serialize) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.signing_kid.clone());
+        let header = serde_json::to_vec(&header).expect("a header serialises");
+        let payload = serde_json::to_vec(claims).expect("claims serialise");
+        let mut token = URL_SAFE_NO_PAD.encode(header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        let signature = self.signing_key.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        token
+    }
+
     /// Verifies signature, type, issuer, audience and expiry at `now`.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, DomainError> {
         if !is_compact_jws_shape(token) {

@@ -169,6 +169,14 @@ impl App {
             audience,
             admin_key,
         });
+        let web = crate::http::web::WebSettings::parse(&config.web)?;
+        if config.web.insecure_cookies {
+            tracing::warn!(
+                "web.insecure_cookies is on: token cookies are sent without `Secure` and \
+                 without the `__Host-`/`__Secure-` prefixes, readable by anyone on the \
+                 network path; for plain-HTTP development only, never in production"
+            );
+        }
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| AppError::Bind {
@@ -184,6 +192,7 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             public_url: config.public_url.as_ref().map(|u| u.as_str().to_owned()),
             redis: redis.clone(),
+            web: Arc::new(web),
         });
         Ok(Self {
             listener,

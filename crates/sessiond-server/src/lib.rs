@@ -51,4 +51,6 @@ pub struct Shared {
     pub public_url: Option<String>,
     /// The shared Redis, for readiness to report; `None` without `redis_url`.
     pub redis: Option<Arc<infra::redis::Redis>>,
+    /// `[web]`: cookies, CSRF, CORS and the forward-auth headers.
+    pub web: Arc<http::web::WebSettings>,
 }

@@ -7,6 +7,7 @@ import {
   createClient,
   kvStore,
   secureStore,
+  type CookieTokenResponse,
   type SessionEndedEvent,
   type SessionState,
   type TokenResponse,
@@ -41,4 +42,11 @@ export async function app(): Promise<void> {
   // @ts-expect-error: no such event
   auth.on("loggedOut", () => {});
   auth.dispose();
+  // Cookie mode: the login answer is typed without tokens.
+  const web = createClient({ transport: "cookie" });
+  const answer: CookieTokenResponse = await web.loginWithPassword({ email: "a@example.com", password: "x".repeat(8) });
+  void (answer.token_transport satisfies "cookie");
+  // @ts-expect-error: no token in a cookie-mode answer
+  void answer.access_token;
+  web.dispose();
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sessiond_core::{OnLimit, SessionPolicy};
 
+use crate::http::web::WebConfig;
 use crate::infra::exchange::ExchangeConfig;
 use crate::ratelimit::RateLimitConfig;
 
@@ -100,6 +101,7 @@ pub struct Config {
     pub app_name: String,
     pub otp: OtpConfig,
     pub exchange: ExchangeConfig,
+    pub web: WebConfig,
 }
 
 /// Emailed one-time codes (`[otp]`).
@@ -171,6 +173,7 @@ impl Default for Config {
             app_name: "sessiond".to_owned(),
             otp: OtpConfig::default(),
             exchange: ExchangeConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -274,6 +277,7 @@ impl Config {
         if self.password_hash_workers == Some(0) {
             return Err(invalid("password_hash_workers", "must be at least 1"));
         }
+        crate::http::web::WebSettings::parse(&self.web)?;
         Ok(())
     }
 

@@ -58,7 +58,8 @@ pub struct AnonymousSessionRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    /// Left out in cookie mode: the refresh cookie carries the token.
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -347,4 +348,32 @@ pub struct ExchangeRequest {
     #[schema(min_length = 1, max_length = 8192)]
     pub token: String,
     pub device: Option<DeviceInput>,
+}
+
+/// A token response in cookie mode (`Sessiond-Token-Transport: cookie`): the tokens are
+/// in `Set-Cookie`, never in the body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CookieTokenResponse {
+    /// Always `cookie`.
+    #[schema(value_type = String, example = "cookie")]
+    pub token_transport: &'static str,
+    /// Seconds until the access token (and its cookie) expires.
+    pub expires_in: i64,
+    /// Seconds until the refresh token (and its cookie) expires.
+    pub refresh_expires_in: i64,
+    pub session: SessionView,
+    /// Null for anonymous sessions.
+    pub user: Option<UserView>,
+}
+
+impl From<&TokenGrant> for CookieTokenResponse {
+    fn from(g: &TokenGrant) -> Self {
+        Self {
+            token_transport: "cookie",
+            expires_in: g.access_expires_in,
+            refresh_expires_in: g.refresh_expires_in,
+            session: SessionView::new(&g.session, false),
+            user: g.user.as_ref().map(UserView::from),
+        }
+    }
 }

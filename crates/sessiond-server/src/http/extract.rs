@@ -16,6 +16,8 @@ use sessiond_core::{Device, DomainError};
 use super::client_ip::client_ip;
 use super::dto::DeviceInput;
 use super::problem::{ApiError, Refusal};
+use super::web::cookies::{self, Found};
+use super::web::{WebSettings, csrf};
 use crate::AppState;
 use crate::ratelimit::Policy;
 use crate::service::Authenticated;
@@ -178,7 +180,63 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The caller's live session, from its access token. Counts as activity.
+/// Where a request's access token came from.
+pub enum Credential<'a> {
+    Bearer(&'a str),
+    /// The access cookie (no `Authorization: Bearer` header was sent).
+    Cookie(&'a str),
+}
+
+impl<'a> Credential<'a> {
+    pub fn token(&self) -> &'a str {
+        match self {
+            Credential::Bearer(t) | Credential::Cookie(t) => t,
+        }
+    }
+}
+
+/// The access token of a request: `Authorization: Bearer` wins over the access cookie
+/// (an explicit credential over an ambient one; a bad bearer token is not rescued by a
+/// good cookie). `None` when neither is there.
+pub fn access_credential<'a>(
+    parts: &'a Parts,
+    web: &WebSettings,
+) -> Result<Option<Credential<'a>>, ApiError> {
+    if let Some(token) = bearer_token(parts) {
+        return Ok(Some(Credential::Bearer(token)));
+    }
+    // A bearer credential that is there but unreadable is a malformed token.
+    let unreadable = parts.headers.get(header::AUTHORIZATION).is_some_and(|v| {
+        v.to_str().is_err()
+            && v.as_bytes().len() > 7
+            && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
+    });
+    if unreadable {
+        return Err(ApiError::from_bearer(DomainError::TokenInvalid));
+    }
+    match cookies::find(&parts.headers, web.cookies.access) {
+        Found::Absent => Ok(None),
+        Found::One(token) => Ok(Some(Credential::Cookie(token))),
+        Found::Several => Err(Refusal::BadAccessCookie(
+            "the request carries the access cookie more than once; none of them is used",
+        )
+        .into()),
+        Found::Unreadable => {
+            Err(Refusal::BadAccessCookie("the access cookie does not hold a token").into())
+        }
+    }
+}
+
+/// The CSRF check of a cookie-authenticated request: unsafe methods only.
+fn check_cookie_request(parts: &Parts, web: &WebSettings) -> Result<(), ApiError> {
+    if parts.method.is_safe() {
+        return Ok(());
+    }
+    csrf::check(&parts.headers, web).map_err(|csrf::Rejected(why)| Refusal::Csrf(why).into())
+}
+
+/// The caller's live session, from its access token (bearer, or the access cookie after
+/// the CSRF check). Counts as activity.
 pub struct CurrentSession(pub Authenticated);
 
 impl FromRequestParts<AppState> for CurrentSession {
@@ -188,36 +246,75 @@ impl FromRequestParts<AppState> for CurrentSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or_else(|| {
-            // A bearer credential that is there but unreadable is a malformed token.
-            let unreadable = parts.headers.get(header::AUTHORIZATION).is_some_and(|v| {
-                v.to_str().is_err()
-                    && v.as_bytes().len() > 7
-                    && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
-            });
-            ApiError::from_bearer(if unreadable {
-                DomainError::TokenInvalid
-            } else {
-                DomainError::TokenNotProvided
-            })
-        })?;
+        let credential = access_credential(parts, &state.web)?
+            .ok_or_else(|| ApiError::from_bearer(DomainError::TokenNotProvided))?;
+        if let Credential::Cookie(_) = credential {
+            check_cookie_request(parts, &state.web)?;
+        }
         state
             .service
-            .authenticate(token, true)
+            .authenticate(credential.token(), true)
             .await
             .map(CurrentSession)
             .map_err(ApiError::from_bearer)
     }
 }
 
-/// A bearer token sent along with a login: an anonymous session to upgrade, if valid.
+/// An access token sent along with a login (bearer or cookie): an anonymous session to
+/// upgrade, if valid.
 pub struct MaybeBearer(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for MaybeBearer {
+impl FromRequestParts<AppState> for MaybeBearer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(MaybeBearer(bearer_token(parts).map(str::to_owned)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = access_credential(parts, &state.web)
+            .ok()
+            .flatten()
+            .map(|c| c.token().to_owned());
+        Ok(MaybeBearer(token))
+    }
+}
+
+/// How a login or refresh answers its tokens: in the body (the default), or as cookies
+/// when the request says `Sessiond-Token-Transport: cookie`. A cookie-mode request is
+/// subject to the CSRF check (login CSRF).
+#[derive(Clone)]
+pub enum Transport {
+    Body,
+    Cookie(std::sync::Arc<WebSettings>),
+}
+
+impl Transport {
+    pub fn is_cookie(&self) -> bool {
+        matches!(self, Transport::Cookie(_))
+    }
+}
+
+impl FromRequestParts<AppState> for Transport {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(cookies::TRANSPORT_HEADER) else {
+            return Ok(Transport::Body);
+        };
+        if value.as_bytes().eq_ignore_ascii_case(b"cookie") {
+            check_cookie_request(parts, &state.web)?;
+            Ok(Transport::Cookie(state.web.clone()))
+        } else if value.as_bytes().eq_ignore_ascii_case(b"body") {
+            Ok(Transport::Body)
+        } else {
+            Err(Refusal::BadHeader(
+                "`Sessiond-Token-Transport` takes `cookie` or `body`".to_owned(),
+            )
+            .into())
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod request_id;
 mod request_metrics;
 mod rfc3339;
 mod routes;
+pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,7 +25,9 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::problem::{ApiError, method_not_allowed, route_not_found};
-use self::routes::{admin, auth, exchange, oauth, ops, otp, revocations, session, tokens};
+use self::routes::{
+    admin, auth, exchange, forward_auth, oauth, ops, otp, revocations, session, tokens,
+};
 use crate::AppState;
 
 /// The API's routes and the OpenAPI document describing exactly those routes.
@@ -37,6 +40,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(otp::verify_code))
         .routes(routes!(exchange::exchange_token))
         .routes(routes!(tokens::refresh))
+        .routes(routes!(forward_auth::check))
         .routes(routes!(tokens::validate))
         .routes(routes!(tokens::introspect))
         .routes(routes!(session::whoami))
@@ -68,7 +72,8 @@ pub fn router(state: AppState) -> Router {
     };
     let document = openapi::complete(document, &facts);
     let max_body = state.max_body_bytes;
-    api_routes
+    let cors = web::cors::layer(&state.web);
+    let router = api_routes
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -78,7 +83,13 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(request_metrics::RequestMetricsLayer)
+        .layer(request_metrics::RequestMetricsLayer);
+    // CORS answers preflights before routing, so they are counted and logged as well.
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(|_| {

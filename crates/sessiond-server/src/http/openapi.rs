@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 use sessiond_core::{Code, Email, RevokeReason};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -17,13 +17,14 @@ use utoipa::{Modify, OpenApi};
         description = "Sessions and tokens: logins, rotating refresh tokens, immediate revocation, per-device session lists. Every error is `application/problem+json` (RFC 9457) with a stable `code`; the `Problem` schema lists every code.",
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(super::dto::Except)),
+    components(schemas(super::dto::Except, super::dto::CookieTokenResponse)),
     tags(
         (name = "login", description = "Ways to start a session"),
         (name = "tokens", description = "Refresh, validation and introspection"),
         (name = "session", description = "The calling session and the person's other sessions"),
         (name = "admin", description = "Trusted backends (admin API key)"),
         (name = "revocations", description = "The revocation feed that token verifiers in app backends follow (verifier key)"),
+        (name = "forward-auth", description = "Authentication at a reverse proxy (nginx `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`)"),
         (name = "operations", description = "Health, metrics, keys"),
     )
 )]
@@ -48,6 +49,11 @@ impl Modify for SecuritySchemes {
                 .into(),
         );
         components.add_security_scheme("verifier_key", SecurityScheme::Http(verifier));
+        let cookie = ApiKey::Cookie(ApiKeyValue::with_description(
+            "__Host-sessiond_at",
+            "Cookie mode: the access token in its cookie (`sessiond_at` with `web.insecure_cookies`). When `Authorization: Bearer` is sent too, the bearer token is the one used. Unsafe requests authenticated by the cookie pass the CSRF check or answer `403 CSRF_REJECTED`.",
+        ));
+        components.add_security_scheme("access_cookie", SecurityScheme::ApiKey(cookie));
     }
 }
 
@@ -67,6 +73,7 @@ pub fn complete(document: utoipa::openapi::OpenApi, facts: &Facts) -> Value {
     let mut doc = serde_json::to_value(document).expect("the OpenAPI document serialises");
     add_components(&mut doc);
     constrain_requests(&mut doc, facts);
+    describe_cookie_mode(&mut doc);
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             for method in METHODS {
@@ -104,10 +111,10 @@ fn implied_answers(path: &str, operation: &Value) -> Vec<(&'static str, &'static
             ),
         ]);
     }
-    if takes("path") || takes("query") {
+    if takes("path") || takes("query") || takes("header") {
         answers.push((
             "400",
-            "`VALIDATION_ERROR`: a malformed path or query parameter",
+            "`VALIDATION_ERROR`: a malformed path, query or header parameter",
         ));
     }
     let schemes: Vec<&str> = operation["security"]
@@ -137,10 +144,84 @@ fn implied_answers(path: &str, operation: &Value) -> Vec<(&'static str, &'static
             ),
         ]);
     }
-    if path.starts_with("/v1/") {
+    if schemes.contains(&"access_cookie") || takes("header") {
+        answers.push((
+            "403",
+            "`CSRF_REJECTED`: a cookie-authenticated or cookie-mode request failed the cross-site check",
+        ));
+    }
+    // The forward-auth check answers 200 or 401 and nothing else (it fails closed).
+    if path.starts_with("/v1/") && path != FORWARD_AUTH {
         answers.push(("503", "`STORAGE_UNAVAILABLE`: retry after `Retry-After`"));
     }
     answers
+}
+
+const FORWARD_AUTH: &str = "/v1/auth/check";
+const TOKEN_RESPONSE_REF: &str = "#/components/schemas/TokenResponse";
+
+/// Cookie mode: every operation a bearer access token authenticates also takes the access
+/// cookie; every login and refresh answering a token response (admin-created sessions
+/// aside: a backend sets its own cookies) takes the transport switch and may answer the
+/// cookie-mode body instead.
+fn describe_cookie_mode(doc: &mut Value) {
+    let transport = json!({
+        "name": "Sessiond-Token-Transport",
+        "in": "header",
+        "required": false,
+        "description": "`cookie`: the tokens are answered as `Set-Cookie` (`__Host-sessiond_at`, `__Secure-sessiond_rt`) and the body is a `CookieTokenResponse` without them; the request passes the CSRF check. `body` (the default): the tokens are in the body.",
+        "schema": { "type": "string", "enum": ["cookie", "body"] }
+    });
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        for method in METHODS {
+            let Some(operation) = item.get_mut(method) else {
+                continue;
+            };
+            // (`get_mut`: indexing a missing member mutably would insert a `null`.)
+            if let Some(security) = operation.get_mut("security").and_then(Value::as_array_mut)
+                && security.iter().any(|r| r.get("bearer").is_some())
+                && !security.iter().any(|r| r.get("access_cookie").is_some())
+            {
+                security.push(json!({ "access_cookie": [] }));
+            }
+            if path.starts_with("/v1/admin/") {
+                continue;
+            }
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let mut issues_tokens = false;
+            for (status, response) in responses.iter_mut() {
+                let schema = response.pointer_mut("/content/application~1json/schema");
+                if let Some(schema) = schema
+                    && status.starts_with('2')
+                    && schema["$ref"] == TOKEN_RESPONSE_REF
+                {
+                    *schema = json!({ "anyOf": [
+                        { "$ref": TOKEN_RESPONSE_REF },
+                        { "$ref": "#/components/schemas/CookieTokenResponse" }
+                    ]});
+                    issues_tokens = true;
+                }
+            }
+            if issues_tokens {
+                operation
+                    .as_object_mut()
+                    .expect("an operation is an object")
+                    .entry("parameters")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .expect("parameters are a list")
+                    .push(transport.clone());
+            }
+        }
+    }
 }
 
 /// Adds the implied answers an operation does not declare itself, and makes every error
@@ -243,6 +324,12 @@ fn constrain_requests(doc: &mut Value, facts: &Facts) {
             properties.insert("email".into(), email.clone());
         }
     }
+    if let Some(properties) = schemas["CookieTokenResponse"]["properties"].as_object_mut() {
+        properties.insert(
+            "token_transport".into(),
+            json!({ "type": "string", "enum": ["cookie"], "description": "Always `cookie`: the tokens are in `Set-Cookie`" }),
+        );
+    }
     if let Some(properties) = schemas["ExchangeRequest"]["properties"].as_object_mut() {
         let names = &facts.exchange_providers;
         let description = "A configured provider: one of `enum`; a server with none configured (JSON Schema has no empty `enum`) answers every exchange with `422`";
@@ -323,7 +410,10 @@ mod tests {
                 for (status, response) in operation["responses"].as_object().unwrap() {
                     if status.as_str() >= "400" && path != "/readyz" {
                         errors += 1;
-                        assert_eq!(response["$ref"], PROBLEM_REF, "{method} {path} {status}");
+                        assert_eq!(
+                            response["$ref"], PROBLEM_REF,
+                            "{method} {path} {status}: {response}"
+                        );
                         assert!(
                             response["description"]
                                 .as_str()
@@ -340,7 +430,10 @@ mod tests {
     fn protected_operations_declare_their_credentials_and_the_401() {
         let doc = document();
         let session = &doc["paths"]["/v1/sessions"]["get"];
-        assert_eq!(session["security"], json!([{ "bearer": [] }]));
+        assert_eq!(
+            session["security"],
+            json!([{ "bearer": [] }, { "access_cookie": [] }])
+        );
         assert!(session["responses"]["401"].is_object());
         let admin = &doc["paths"]["/v1/admin/cleanup"]["post"];
         assert!(admin["responses"]["401"].is_object());

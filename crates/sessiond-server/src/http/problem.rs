@@ -46,14 +46,25 @@ pub enum Refusal {
     MethodNotAllowed,
     /// The body is larger than `max_body_bytes` (413).
     BodyTooLarge,
+    /// A request header with a value the operation does not take (400).
+    BadHeader(String),
+    /// A cookie-authenticated or cookie-mode request that failed the CSRF check (403).
+    Csrf(&'static str),
+    /// The token cookie cannot be used: several of them, or not a token's text (401).
+    BadAccessCookie(&'static str),
+    /// No usable refresh token: none sent, or the refresh cookie cannot be used (401).
+    RefreshRefused(&'static str),
 }
 
 impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
-            Refusal::MalformedBody(_) | Refusal::BadPath(_) | Refusal::BadQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Refusal::MalformedBody(_)
+            | Refusal::BadPath(_)
+            | Refusal::BadQuery(_)
+            | Refusal::BadHeader(_) => StatusCode::BAD_REQUEST,
+            Refusal::Csrf(_) => StatusCode::FORBIDDEN,
+            Refusal::BadAccessCookie(_) | Refusal::RefreshRefused(_) => StatusCode::UNAUTHORIZED,
             Refusal::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::NoRoute => StatusCode::NOT_FOUND,
@@ -68,7 +79,11 @@ impl Refusal {
             | Refusal::InvalidBody(_)
             | Refusal::UnsupportedMediaType(_)
             | Refusal::BadPath(_)
-            | Refusal::BadQuery(_) => Code::ValidationError,
+            | Refusal::BadQuery(_)
+            | Refusal::BadHeader(_) => Code::ValidationError,
+            Refusal::Csrf(_) => Code::CsrfRejected,
+            Refusal::BadAccessCookie(_) => Code::TokenInvalid,
+            Refusal::RefreshRefused(_) => Code::RefreshTokenInvalid,
             Refusal::NoRoute => Code::NotFound,
             Refusal::MethodNotAllowed => Code::MethodNotAllowed,
             Refusal::BodyTooLarge => Code::PayloadTooLarge,
@@ -80,7 +95,11 @@ impl Refusal {
             Refusal::MalformedBody(text)
             | Refusal::InvalidBody(text)
             | Refusal::BadPath(text)
-            | Refusal::BadQuery(text) => text,
+            | Refusal::BadQuery(text)
+            | Refusal::BadHeader(text) => text,
+            Refusal::Csrf(why) | Refusal::BadAccessCookie(why) | Refusal::RefreshRefused(why) => {
+                why.to_owned()
+            }
             Refusal::UnsupportedMediaType(expected) => {
                 format!("expected a body with `Content-Type: {expected}`")
             }
@@ -254,8 +273,24 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.respond(None)
+    }
+}
+
+impl ApiError {
+    /// The problem answered with `status` (in the status line and the body) whatever its
+    /// code's own: for the forward-auth check, which answers only 200 or 401.
+    pub fn into_response_as(self, status: StatusCode) -> Response {
+        self.respond(Some(status))
+    }
+
+    fn respond(self, status_override: Option<StatusCode>) -> Response {
         let bearer = self.bearer;
-        let (status, problem, retry_after, rate_headers) = self.into_problem();
+        let (mut status, mut problem, retry_after, rate_headers) = self.into_problem();
+        if let Some(forced) = status_override {
+            status = forced;
+            problem.status = forced.as_u16();
+        }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();

@@ -60,6 +60,11 @@ async fn postgres_down_gives_fast_503s_and_service_resumes_when_it_returns() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The forward-auth check fails closed with a 401 (a proxy makes any other status a
+    // 500), its code naming the cause.
+    let check = app.get("/v1/auth/check", &token).await;
+    check.problem(401, "STORAGE_UNAVAILABLE");
+    assert_eq!(check.header("x-sessiond-user"), Some(""));
     let started = Instant::now();
     app.refresh(&refresh_of(&grant))
         .await

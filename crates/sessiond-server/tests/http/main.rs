@@ -23,3 +23,4 @@ mod redis;
 mod refresh;
 mod revocations;
 mod sessions;
+mod web;

@@ -8,4 +8,5 @@ mod api_description;
 mod binary;
 mod clients_js;
 mod multi_instance;
+mod proxies;
 mod verify_rust;

@@ -1,8 +1,6 @@
 //! Logins: registration, password, anonymous sessions.
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 
 use sessiond_core::fields;
 
@@ -11,9 +9,10 @@ use crate::http::dto::{
     AnonymousSessionRequest, PasswordLoginRequest, RegisterRequest, TokenResponse,
 };
 use crate::http::extract::{
-    AnonymousGroup, ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer, OptionalJson,
+    AnonymousGroup, ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer, OptionalJson, Transport,
 };
 use crate::http::problem::ApiError;
+use crate::http::web::answer::TokenAnswer;
 use crate::service::auth::Registration;
 
 /// Register a user with email and password; logs them in.
@@ -30,10 +29,11 @@ use crate::service::auth::Registration;
 pub async fn register(
     State(state): State<AppState>,
     _limit: Limited<LoginGroup>,
+    transport: Transport,
     MaybeBearer(bearer): MaybeBearer,
     client: ClientInfo,
     ApiJson(body): ApiJson<RegisterRequest>,
-) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+) -> Result<TokenAnswer, ApiError> {
     let device = client.device(body.device)?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let registration = Registration {
@@ -43,7 +43,7 @@ pub async fn register(
         device,
     };
     let grant = state.service.register(registration, upgrade).await?;
-    Ok((StatusCode::CREATED, Json(grant.into())))
+    Ok(TokenAnswer::created(grant, transport))
 }
 
 /// Log in with email and password.
@@ -62,17 +62,18 @@ pub async fn register(
 pub async fn login_password(
     State(state): State<AppState>,
     _limit: Limited<LoginGroup>,
+    transport: Transport,
     MaybeBearer(bearer): MaybeBearer,
     client: ClientInfo,
     ApiJson(body): ApiJson<PasswordLoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<TokenAnswer, ApiError> {
     let device = client.device(body.device)?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service
         .login_password(&body.email, body.password, device, client.ip, upgrade)
         .await?;
-    Ok(Json(grant.into()))
+    Ok(TokenAnswer::ok(grant, transport))
 }
 
 /// Start an anonymous session for a device; a later login on it upgrades it in place.
@@ -85,10 +86,11 @@ pub async fn login_password(
 pub async fn create_anonymous(
     State(state): State<AppState>,
     _limit: Limited<AnonymousGroup>,
+    transport: Transport,
     client: ClientInfo,
     OptionalJson(body): OptionalJson<AnonymousSessionRequest>,
-) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+) -> Result<TokenAnswer, ApiError> {
     let device = client.device(body.device)?;
     let grant = state.service.create_anonymous(device).await?;
-    Ok((StatusCode::CREATED, Json(grant.into())))
+    Ok(TokenAnswer::created(grant, transport))
 }

@@ -1,12 +1,12 @@
 //! Login by a partner app's token.
 
-use axum::Json;
 use axum::extract::State;
 
 use crate::AppState;
 use crate::http::dto::{ExchangeRequest, TokenResponse};
-use crate::http::extract::{ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer};
+use crate::http::extract::{ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer, Transport};
 use crate::http::problem::ApiError;
+use crate::http::web::answer::TokenAnswer;
 
 /// Exchange a partner app's user token for a session, after the named provider's
 /// identity API vouched for it.
@@ -22,15 +22,16 @@ use crate::http::problem::ApiError;
 pub async fn exchange_token(
     State(state): State<AppState>,
     _limit: Limited<LoginGroup>,
+    transport: Transport,
     MaybeBearer(bearer): MaybeBearer,
     client: ClientInfo,
     ApiJson(body): ApiJson<ExchangeRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<TokenAnswer, ApiError> {
     let device = client.device(body.device)?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service
         .exchange(&body.provider, &body.token, device, upgrade)
         .await?;
-    Ok(Json(grant.into()))
+    Ok(TokenAnswer::ok(grant, transport))
 }

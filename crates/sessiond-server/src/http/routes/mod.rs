@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod exchange;
+pub mod forward_auth;
 pub mod oauth;
 pub mod ops;
 pub mod otp;

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 
 use crate::AppState;
 use crate::http::dto::{OtpChallengeResponse, OtpRequest, OtpVerifyRequest, TokenResponse};
-use crate::http::extract::{ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer};
+use crate::http::extract::{ApiJson, ClientInfo, Limited, LoginGroup, MaybeBearer, Transport};
 use crate::http::problem::ApiError;
+use crate::http::web::answer::TokenAnswer;
 
 /// Mail a one-time code to an address.
 ///
@@ -51,15 +52,16 @@ pub async fn request_code(
 pub async fn verify_code(
     State(state): State<AppState>,
     _limit: Limited<LoginGroup>,
+    transport: Transport,
     MaybeBearer(bearer): MaybeBearer,
     client: ClientInfo,
     ApiJson(body): ApiJson<OtpVerifyRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<TokenAnswer, ApiError> {
     let device = body.device.map(|d| client.device(Some(d))).transpose()?;
     let upgrade = state.service.upgrade_candidate(bearer.as_deref());
     let grant = state
         .service
         .verify_otp(&body.challenge_id, &body.code, device, client.ip, upgrade)
         .await?;
-    Ok(Json(grant.into()))
+    Ok(TokenAnswer::ok(grant, transport))
 }

@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use sessiond_core::SessionId;
 use uuid::Uuid;
 
@@ -13,6 +14,7 @@ use crate::http::dto::{
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession};
 use crate::http::json::JsonBody;
 use crate::http::problem::ApiError;
+use crate::http::web::answer::{clear_cookies, wants_clearing};
 
 /// Who am I: the calling session and its user. Counts as activity.
 #[utoipa::path(get, path = "/v1/session", tag = "session",
@@ -66,10 +68,25 @@ pub async fn put_data(
     responses((status = 204, description = "Logged out")))]
 pub async fn logout(
     State(state): State<AppState>,
+    headers: HeaderMap,
     CurrentSession(auth): CurrentSession,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     state.service.logout(&auth).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(ended(
+        &state,
+        &headers,
+        StatusCode::NO_CONTENT.into_response(),
+    ))
+}
+
+/// The answer to a request that ended its own session: the token cookies cleared when
+/// the request used them.
+fn ended(state: &AppState, headers: &HeaderMap, response: Response) -> Response {
+    if wants_clearing(headers, &state.web) {
+        clear_cookies(response, &state.web)
+    } else {
+        response
+    }
 }
 
 /// The user's live sessions, newest first; the calling one has `current: true`.
@@ -96,14 +113,18 @@ pub async fn list_sessions(
     ))]
 pub async fn revoke_session(
     State(state): State<AppState>,
+    headers: HeaderMap,
     CurrentSession(auth): CurrentSession,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<StatusCode, ApiError> {
-    state
-        .service
-        .revoke_my_session(&auth, SessionId::from_uuid(id))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, ApiError> {
+    let id = SessionId::from_uuid(id);
+    state.service.revoke_my_session(&auth, id).await?;
+    let response = StatusCode::NO_CONTENT.into_response();
+    Ok(if id == auth.session.id {
+        ended(&state, &headers, response)
+    } else {
+        response
+    })
 }
 
 /// End the user's sessions: with `?except=current`, every other device ("log out other
@@ -114,13 +135,19 @@ pub async fn revoke_session(
     responses((status = 200, body = RevokedCount)))]
 pub async fn revoke_sessions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     CurrentSession(auth): CurrentSession,
     ApiQuery(query): ApiQuery<RevokeSessionsQuery>,
-) -> Result<Json<RevokedCount>, ApiError> {
+) -> Result<Response, ApiError> {
     let keep_current = query.except == Some(Except::Current);
     let revoked = state
         .service
         .revoke_my_sessions(&auth, keep_current)
         .await?;
-    Ok(Json(RevokedCount { revoked }))
+    let response = Json(RevokedCount { revoked }).into_response();
+    Ok(if keep_current {
+        response
+    } else {
+        ended(&state, &headers, response)
+    })
 }

@@ -10,8 +10,13 @@ use crate::http::dto::{
     IntrospectRequest, IntrospectResponse, RefreshRequest, TokenResponse, ValidateRequest,
     ValidateResponse,
 };
-use crate::http::extract::{ApiBytes, ApiJson, Limited, ValidateGroup, VerifierKey};
+use axum::response::{IntoResponse, Response};
+
+use crate::http::extract::{ApiBytes, ApiJson, Limited, Transport, ValidateGroup, VerifierKey};
 use crate::http::problem::{ApiError, Refusal};
+use crate::http::web::answer::{TokenAnswer, clear_cookies};
+use crate::http::web::cookies::{self, Found};
+use crate::http::web::csrf;
 use crate::service::{Service, Validation};
 
 /// Exchange a refresh token for a new access token and the rotated refresh token.
@@ -27,11 +32,56 @@ use crate::service::{Service, Validation};
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    transport: Transport,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Result<JsonBody<TokenResponse>, ApiError> {
-    Ok(JsonBody(
-        state.service.refresh(&body.refresh_token).await?.into(),
-    ))
+) -> Response {
+    let web = &state.web;
+    // The body's token wins; without one, the refresh cookie is read, and a token read
+    // from a cookie is only ever answered in cookies.
+    let (token, transport) = match body.refresh_token {
+        Some(token) => (token, transport),
+        None => match cookies::find(&headers, web.cookies.refresh) {
+            Found::One(token) => {
+                if !transport.is_cookie()
+                    && let Err(csrf::Rejected(why)) = csrf::check(&headers, web)
+                {
+                    return ApiError::from(Refusal::Csrf(why)).into_response();
+                }
+                (token.to_owned(), Transport::Cookie(web.clone()))
+            }
+            Found::Absent => {
+                let refused = Refusal::RefreshRefused(
+                    "no refresh token: neither `refresh_token` in the body nor the refresh cookie",
+                );
+                return ApiError::from(refused).into_response();
+            }
+            Found::Several => {
+                let refused = Refusal::RefreshRefused(
+                    "the request carries the refresh cookie more than once (a stale cookie \
+                     of another path or domain?); none of them is used, ours is cleared",
+                );
+                return clear_cookies(ApiError::from(refused).into_response(), web);
+            }
+            Found::Unreadable => {
+                let refused = Refusal::RefreshRefused("the refresh cookie does not hold a token");
+                return clear_cookies(ApiError::from(refused).into_response(), web);
+            }
+        },
+    };
+    match state.service.refresh(&token).await {
+        Ok(grant) => TokenAnswer::ok(grant, transport).into_response(),
+        Err(e) => {
+            let response = ApiError::from(e).into_response();
+            // A terminal failure (401) ends the cookies too; a 429 or 503 is retried.
+            match transport {
+                Transport::Cookie(web) if response.status() == StatusCode::UNAUTHORIZED => {
+                    clear_cookies(response, &web)
+                }
+                _ => response,
+            }
+        }
+    }
 }
 
 /// Say whether an access or refresh token is usable now. Changes nothing and does not
