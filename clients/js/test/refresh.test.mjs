@@ -1,5 +1,6 @@
 // getAccessToken(), the fetch wrapper and the axios interceptor against the real server
-// (2 s access tokens) through the controllable proxy.
+// (4 s access tokens: 2 s left too little margin on a loaded machine, where one
+// refresh could take longer than the fresh token's margin) through the controllable proxy.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { PASSWORD, api, email, nodeClient, sleep, startProxy, startServer, until } from "./harness.mjs";
@@ -7,7 +8,7 @@ import { PASSWORD, api, email, nodeClient, sleep, startProxy, startServer, until
 let server;
 let proxy;
 before(async () => {
-  server = await startServer();
+  server = await startServer({ SESSIOND_ACCESS_TOKEN_TTL: "4s" });
   proxy = await startProxy(server.url);
 });
 after(async () => {
@@ -25,13 +26,13 @@ describe("single-flight refresh", () => {
   for (const n of [20, 100]) {
     test(`${n} concurrent callers with an expired token cause exactly one refresh`, async () => {
       const { client, events } = await loggedIn();
-      await sleep(2100); // the access token has expired
+      await sleep(4100); // the access token has expired
       proxy.reset();
       const tokens = await Promise.all(Array.from({ length: n }, () => client.getAccessToken()));
       assert.equal(proxy.refreshes(), 1);
       assert.equal(new Set(tokens).size, 1);
       // and through the fetch wrapper, after the next expiry
-      await sleep(2100);
+      await sleep(4100);
       proxy.reset();
       const answers = await Promise.all(Array.from({ length: n }, () => client.fetch(proxy.url + "/v1/session")));
       assert.deepEqual(new Set(answers.map((r) => r.status)), new Set([200]));
@@ -47,9 +48,9 @@ describe("single-flight refresh", () => {
     const first = await client.getAccessToken();
     proxy.reset();
     // The whoami sent now with the first token reaches the server after that token expired.
-    proxy.rule({ method: "GET", path: "/v1/session", delay: 2600, times: 1 });
+    proxy.rule({ method: "GET", path: "/v1/session", delay: 4600, times: 1 });
     const late = client.whoami();
-    await sleep(2200);
+    await sleep(4200);
     const second = await client.getAccessToken(); // refreshes: the first token is stale locally
     assert.notEqual(second, first);
     const who = await late;
@@ -62,7 +63,7 @@ describe("single-flight refresh", () => {
 
   test("a refresh whose response was lost is recovered within the grace window", async () => {
     const { client, events } = await loggedIn();
-    await sleep(2100);
+    await sleep(4100);
     proxy.reset();
     proxy.rule({ method: "POST", path: "/v1/token/refresh", dropResponse: true, times: 1 });
     const token = await client.getAccessToken();
@@ -71,7 +72,7 @@ describe("single-flight refresh", () => {
     assert.equal(proxy.successors.size, 1, "both answered with the same successor refresh token");
     assert.equal((await client.whoami()).session.id, client.state.sessionId);
     // the successor is the live token: the next rotation works
-    await sleep(2100);
+    await sleep(4100);
     await client.getAccessToken();
     assert.equal(proxy.refreshes(), 3);
     assert.equal(events.sessionEnded.length, 0);
