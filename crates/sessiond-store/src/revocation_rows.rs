@@ -78,3 +78,14 @@ pub(crate) fn fact(
         _ => return Err(corrupt()),
     })
 }
+
+/// A stored number as a cursor.
+pub(crate) fn seq(raw: i64) -> StoreResult<u64> {
+    u64::try_from(raw).map_err(|_| StoreError::Corrupt(format!("revocation number {raw}")))
+}
+
+/// A cursor as a query parameter: one beyond the databases' integers names nothing that
+/// exists, and the largest one does the same.
+pub(crate) fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}

@@ -30,23 +30,7 @@ struct Fact {
 /// Replaces the deny-set with the live revocations; the cursor to follow from.
 pub(crate) async fn snapshot(shared: &Shared) -> Result<u64, StartError> {
     let url = format!("{}/v1/revocations/snapshot", shared.config.base_url);
-    let response = shared
-        .http
-        .get(url)
-        .bearer_auth(&shared.config.api_key)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| StartError::Unreachable(e.to_string()))?;
-    let status = response.status().as_u16();
-    if status != 200 {
-        let body = response.text().await.unwrap_or_default();
-        return Err(StartError::Refused { status, body });
-    }
-    let page: Page = response
-        .json()
-        .await
-        .map_err(|e| StartError::Unreachable(e.to_string()))?;
+    let page: Page = crate::get_json(&shared.http, url, Some(&shared.config.api_key)).await?;
     shared.denied.clear();
     for fact in page.events {
         apply(shared, fact).await;

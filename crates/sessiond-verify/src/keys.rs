@@ -52,20 +52,7 @@ impl Keys {
         config: &Config,
     ) -> Result<(), StartError> {
         let url = format!("{}/.well-known/jwks.json", config.base_url);
-        let response = http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| StartError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let body = response.text().await.unwrap_or_default();
-            return Err(StartError::Refused { status, body });
-        }
-        let jwks: Jwks = response
-            .json()
-            .await
-            .map_err(|e| StartError::Unreachable(e.to_string()))?;
+        let jwks: Jwks = crate::get_json(http, url, None).await?;
         let by_kid = jwks
             .keys
             .into_iter()

@@ -123,6 +123,31 @@ pub enum StartError {
     Refused { status: u16, body: String },
 }
 
+/// GETs `url` (with `api_key` as the bearer, when given) and reads the JSON answer.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: String,
+    api_key: Option<&str>,
+) -> Result<T, StartError> {
+    let mut request = http.get(url).timeout(Duration::from_secs(30));
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| StartError::Unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        let body = response.text().await.unwrap_or_default();
+        return Err(StartError::Refused { status, body });
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| StartError::Unreachable(e.to_string()))
+}
+
 struct Shared {
     config: Config,
     http: reqwest::Client,

@@ -328,16 +328,7 @@ impl FromRequestParts<AppState> for AdminKey {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // No credentials is a 401 (RFC 9110) that says how to authenticate; a credential
-        // that is not the key is a 403.
-        match bearer_token(parts) {
-            Some(key) if state.service.is_admin_key(key) => Ok(AdminKey),
-            Some(_) => Err(DomainError::Forbidden.into()),
-            None if parts.headers.contains_key(header::AUTHORIZATION) => {
-                Err(DomainError::Forbidden.into())
-            }
-            None => Err(ApiError::from_bearer(DomainError::TokenNotProvided)),
-        }
+        api_key(parts, |key| state.service.is_admin_key(key)).map(|()| AdminKey)
     }
 }
 
@@ -352,14 +343,20 @@ impl FromRequestParts<AppState> for VerifierKey {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match bearer_token(parts) {
-            Some(key) if state.service.is_verifier_key(key) => Ok(VerifierKey),
-            Some(_) => Err(DomainError::Forbidden.into()),
-            None if parts.headers.contains_key(header::AUTHORIZATION) => {
-                Err(DomainError::Forbidden.into())
-            }
-            None => Err(ApiError::from_bearer(DomainError::TokenNotProvided)),
+        api_key(parts, |key| state.service.is_verifier_key(key)).map(|()| VerifierKey)
+    }
+}
+
+/// Checks the request's API key with `accepts`. No credentials is a 401 (RFC 9110) that
+/// says how to authenticate; a credential that is not an accepted key is a 403.
+fn api_key(parts: &Parts, accepts: impl FnOnce(&str) -> bool) -> Result<(), ApiError> {
+    match bearer_token(parts) {
+        Some(key) if accepts(key) => Ok(()),
+        Some(_) => Err(DomainError::Forbidden.into()),
+        None if parts.headers.contains_key(header::AUTHORIZATION) => {
+            Err(DomainError::Forbidden.into())
         }
+        None => Err(ApiError::from_bearer(DomainError::TokenNotProvided)),
     }
 }
 

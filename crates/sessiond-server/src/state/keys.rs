@@ -139,8 +139,10 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_retired_key_outlives_tokens_signed_before_instances_reloaded() {
+    const TTL: chrono::Duration = chrono::Duration::minutes(15);
+
+    /// A migrated store in its own folder (kept alive by the caller), with its first key.
+    async fn fresh() -> (tempfile::TempDir, SqliteStore, KeyManager) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("keys.db"))
             .await
@@ -150,9 +152,16 @@ mod tests {
             issuer: "sessiond".into(),
             audience: "sessiond".into(),
         };
-        let ttl = chrono::Duration::minutes(15);
-        let t0 = Utc::now();
-        let keys = KeyManager::load(&store, audience, ttl, t0).await.unwrap();
+        let keys = KeyManager::load(&store, audience, TTL, Utc::now())
+            .await
+            .unwrap();
+        (dir, store, keys)
+    }
+
+    #[tokio::test]
+    async fn a_retired_key_outlives_tokens_signed_before_instances_reloaded() {
+        let (_dir, store, keys) = fresh().await;
+        let (ttl, t0) = (TTL, Utc::now());
         let old_kid = keys.current().signing_kid().to_owned();
 
         let retired_at = t0 + chrono::Duration::seconds(1);
@@ -182,18 +191,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_rotated_key_is_published_before_it_signs_and_announced_in_the_feed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("keys.db"))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let audience = TokenAudience {
-            issuer: "sessiond".into(),
-            audience: "sessiond".into(),
-        };
-        let ttl = chrono::Duration::minutes(15);
-        let t0 = Utc::now();
-        let keys = KeyManager::load(&store, audience, ttl, t0).await.unwrap();
+        let (_dir, store, keys) = fresh().await;
+        let (ttl, t0) = (TTL, Utc::now());
         let old_kid = keys.current().signing_kid().to_owned();
 
         let new = rotate(&store, t0, t0 + PUBLISH_LEAD, ttl).await.unwrap();

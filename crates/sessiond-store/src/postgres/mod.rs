@@ -303,20 +303,10 @@ impl Store for PostgresStore {
     }
 
     async fn refresh_token_is_rotated(&self, id: RefreshTokenId) -> StoreResult<bool> {
-        let rotated: Option<bool> = self
-            .lease()
+        self.lease()
             .await?
-            .read(async |conn| {
-                sqlx::query_scalar(
-                    "SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = $1",
-                )
-                .bind(id.as_uuid())
-                .fetch_optional(conn)
-                .await
-                .map_err(db_error)
-            })
-            .await?;
-        Ok(rotated == Some(true))
+            .read(async |conn| tx::refresh_token_is_rotated(conn, id).await)
+            .await
     }
 
     async fn revocations_after(&self, after: u64, limit: u32) -> StoreResult<Vec<Revocation>> {

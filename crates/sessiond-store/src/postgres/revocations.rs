@@ -7,8 +7,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::rows::{db_error, ts};
-use crate::revocation_rows::{FactRow, fact};
-use crate::{StoreError, StoreResult};
+use crate::StoreResult;
+use crate::revocation_rows::{FactRow, fact, seq, seq_param};
 
 const COLUMNS: &str = "seq, kind, subject, reason, not_before, max_exp, created_at";
 
@@ -123,12 +123,4 @@ fn revocation(row: &PgRow) -> StoreResult<Revocation> {
             row.try_get("max_exp").map_err(db_error)?,
         )?,
     })
-}
-
-fn seq(raw: i64) -> StoreResult<u64> {
-    u64::try_from(raw).map_err(|_| StoreError::Corrupt(format!("revocation number {raw}")))
-}
-
-fn seq_param(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
 }

@@ -159,6 +159,20 @@ where
     found.iter().map(rows::session).collect()
 }
 
+/// Whether the refresh token has been rotated (unknown ones have not).
+pub(super) async fn refresh_token_is_rotated(
+    conn: &mut PgConnection,
+    id: RefreshTokenId,
+) -> StoreResult<bool> {
+    let rotated: Option<bool> =
+        sqlx::query_scalar("SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(conn)
+            .await
+            .map_err(db_error)?;
+    Ok(rotated == Some(true))
+}
+
 pub(super) async fn refresh_token_by_hash<'e, E>(
     exec: E,
     hash: &TokenHash,
@@ -466,18 +480,8 @@ impl Tx for PostgresTx {
     }
 
     async fn refresh_token_is_rotated(&mut self, id: RefreshTokenId) -> StoreResult<bool> {
-        let rotated: Option<bool> = self
-            .run(async |conn| {
-                sqlx::query_scalar(
-                    "SELECT rotated_at IS NOT NULL FROM refresh_tokens WHERE id = $1",
-                )
-                .bind(id.as_uuid())
-                .fetch_optional(conn)
-                .await
-                .map_err(db_error)
-            })
-            .await?;
-        Ok(rotated == Some(true))
+        self.run(async |conn| refresh_token_is_rotated(conn, id).await)
+            .await
     }
 
     async fn insert_refresh_token(&mut self, t: &NewRefreshToken) -> StoreResult<()> {

@@ -7,8 +7,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::rows::{db_error, ms, opt_time, time};
 use super::writer::Writer;
-use crate::revocation_rows::{FactRow, fact};
-use crate::{StoreError, StoreResult};
+use crate::StoreResult;
+use crate::revocation_rows::{FactRow, fact, seq, seq_param};
 
 const COLUMNS: &str = "seq, kind, subject, reason, not_before, max_exp, created_at";
 
@@ -117,13 +117,4 @@ fn revocation(row: &SqliteRow) -> StoreResult<Revocation> {
             max_exp,
         )?,
     })
-}
-
-fn seq(raw: i64) -> StoreResult<u64> {
-    u64::try_from(raw).map_err(|_| StoreError::Corrupt(format!("revocation number {raw}")))
-}
-
-/// A cursor beyond SQLite's integers names nothing that exists: the largest one does.
-fn seq_param(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
 }

@@ -223,6 +223,7 @@ pub async fn stream_revocations(
         cursor,
         pending: VecDeque::new(),
         heartbeat: tokio::time::interval(HEARTBEAT_INTERVAL),
+        read_due: true,
         ended: false,
     };
     Ok(Sse::new(futures_util::stream::unfold(
@@ -266,6 +267,9 @@ struct Follower {
     cursor: u64,
     pending: VecDeque<Event>,
     heartbeat: tokio::time::Interval,
+    /// Whether the feed may hold facts this stream has not read: at the start, when the
+    /// feed moved, and while pages come back full.
+    read_due: bool,
     ended: bool,
 }
 
@@ -280,8 +284,8 @@ impl Follower {
                 // last event id.
                 return None;
             }
-            self.catch_up().await;
-            if !self.pending.is_empty() {
+            if self.read_due {
+                self.catch_up().await;
                 continue;
             }
             tokio::select! {
@@ -289,6 +293,7 @@ impl Follower {
                     if changed.is_err() {
                         return None;
                     }
+                    self.read_due = true;
                 }
                 stopping = self.stopping.changed() => {
                     if stopping.is_err() {
@@ -306,8 +311,10 @@ impl Follower {
         }
     }
 
-    /// Queues what is new; false when the feed could not be read.
+    /// Queues what is new; false when the feed could not be read (the next heartbeat
+    /// tries again).
     async fn catch_up(&mut self) -> bool {
+        self.read_due = false;
         match self
             .state
             .service
@@ -316,6 +323,7 @@ impl Follower {
         {
             Ok(page) => {
                 let caught_up = !page.has_more;
+                self.read_due = page.has_more;
                 for revocation in page.events {
                     self.cursor = revocation.seq;
                     self.pending.push_back(fact_event(revocation));
