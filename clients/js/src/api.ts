@@ -13,8 +13,20 @@ export interface AnonymousSessionRequest {
   device?: null | DeviceInput;
 }
 
+export interface ChangePasswordRequest {
+  current_password: string;
+  /** The same rules as at registration. */
+  new_password: string;
+}
+
 export interface CleanupResult {
   deleted: number;
+}
+
+export interface CodeConfirmRequest {
+  challenge_id: string;
+  /** The code from the mail; spaces and dashes are ignored. */
+  code: string;
 }
 
 /** A token response in cookie mode (`Sessiond-Token-Transport: cookie`): the tokens are in `Set-Cookie`, never in the body. */
@@ -46,6 +58,11 @@ export interface DeviceView {
   user_agent?: string | null;
 }
 
+export interface EmailChangeRequest {
+  /** The new address; the code goes there. */
+  email: string;
+}
+
 /** The sessions `DELETE /v1/sessions` leaves alone. */
 export type Except = "current";
 
@@ -59,6 +76,14 @@ export interface ExchangeRequest {
 
 export interface Health {
   status: string;
+}
+
+export interface IdentityView {
+  created_at: string;
+  /** Who the user is at the provider. */
+  external_id: string;
+  /** The exchange provider's name. */
+  provider: string;
 }
 
 export interface IntrospectRequest {
@@ -108,20 +133,42 @@ export interface PasswordLoginRequest {
   password: string;
 }
 
+export interface PasswordResetConfirmRequest {
+  challenge_id: string;
+  /** The code from the mail; spaces and dashes are ignored. */
+  code: string;
+  device?: null | DeviceInput;
+  /** The same rules as at registration. */
+  new_password: string;
+}
+
+export interface PasswordResetRequest {
+  device?: null | DeviceInput;
+  email: string;
+}
+
 export interface PatchUserRequest {
+  /** `false` ends every session of the user at once (`user_deactivated`). */
   active?: boolean | null;
+  /** A new address: unverified unless `email_verified` is sent too. */
+  email?: string | null;
+  email_verified?: boolean | null;
+  /** A display name; `null` clears it. */
+  name?: string | null;
 }
 
 /** An RFC 9457 problem document; members beyond the standard ones appear where they apply. */
 export interface Problem {
   /** Stable machine-readable code */
-  code: "VALIDATION_ERROR" | "TOKEN_NOT_PROVIDED" | "TOKEN_INVALID" | "TOKEN_EXPIRED" | "SESSION_REVOKED" | "SESSION_EXPIRED" | "SESSION_INACTIVE" | "USER_INACTIVE" | "REFRESH_TOKEN_INVALID" | "REFRESH_TOKEN_EXPIRED" | "REFRESH_TOKEN_REUSED" | "INVALID_CREDENTIALS" | "OTP_INVALID" | "OTP_EXPIRED" | "OTP_ATTEMPTS_EXCEEDED" | "UPSTREAM_REJECTED" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "FORBIDDEN" | "CSRF_REJECTED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "SESSION_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_UNAVAILABLE" | "SERVICE_OVERLOADED" | "REVOCATION_CURSOR_EXPIRED";
+  code: "VALIDATION_ERROR" | "TOKEN_NOT_PROVIDED" | "TOKEN_INVALID" | "TOKEN_EXPIRED" | "SESSION_REVOKED" | "SESSION_EXPIRED" | "SESSION_INACTIVE" | "USER_INACTIVE" | "REFRESH_TOKEN_INVALID" | "REFRESH_TOKEN_EXPIRED" | "REFRESH_TOKEN_REUSED" | "INVALID_CREDENTIALS" | "OTP_INVALID" | "OTP_EXPIRED" | "OTP_ATTEMPTS_EXCEEDED" | "UPSTREAM_REJECTED" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "FORBIDDEN" | "CSRF_REJECTED" | "EMAIL_NOT_VERIFIED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "SESSION_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_UNAVAILABLE" | "SERVICE_OVERLOADED" | "REVOCATION_CURSOR_EXPIRED";
   detail: string;
   /** `VALIDATION_ERROR`: the fields at fault */
-  errors?: {
+  errors?: ({
     field: string;
     message: string;
-  }[];
+    /** The password rule the value broke */
+    reason?: "too_short" | "too_long" | "common" | "matches_email";
+  })[];
   /** `TOKEN_EXPIRED` */
   expired_at?: string;
   /** `urn:sessiond:request:<X-Request-Id>`, for finding the request's log lines */
@@ -129,7 +176,7 @@ export interface Problem {
   /** Seconds, as in `Retry-After` */
   retry_after?: number;
   /** `SESSION_REVOKED`: why the session ended */
-  revoked_reason?: "logout" | "revoked_by_user" | "revoked_others" | "admin" | "user_deactivated" | "refresh_token_reused" | "evicted_by_limit" | "idle_timeout" | "absolute_lifetime";
+  revoked_reason?: "logout" | "revoked_by_user" | "revoked_others" | "admin" | "user_deactivated" | "user_deleted" | "password_changed" | "password_reset" | "refresh_token_reused" | "evicted_by_limit" | "idle_timeout" | "absolute_lifetime";
   /** `SESSION_LIMIT_EXCEEDED`: the user's live sessions */
   sessions?: {
     device: DeviceView;
@@ -162,6 +209,7 @@ export interface RegisterRequest {
   email: string;
   /** A display name. */
   name?: string | null;
+  /** At least 8 and at most 256 characters, not one of the 10 000 most common passwords, not the email address (`errors[].reason` names the rule broken). */
   password: string;
 }
 
@@ -257,10 +305,29 @@ export interface TokenResponse {
   user?: null | UserView;
 }
 
+/** A user, with how it signs in and how much it is signed in. */
+export type UserDetailView = UserView & {
+  /** Whether the user has a password (else it signs in by code, exchange or backend). */
+  has_password: boolean;
+  identities: IdentityView[];
+  /** The latest activity of any live session; null without one. */
+  last_active_at?: string | null;
+  /** Live sessions now. */
+  session_count: number;
+};
+
+export interface UserPageView {
+  /** Where the next page starts; null after the last. */
+  next_cursor?: string | null;
+  users: UserView[];
+}
+
 export interface UserView {
   active: boolean;
   created_at: string;
   email?: string | null;
+  /** Whether the person proved they read mail at `email`. */
+  email_verified: boolean;
   id: string;
   /** From an identity provider, when one vouched for it. */
   mobile?: string | null;

@@ -61,6 +61,7 @@ codes! {
     UpstreamUnavailable = "UPSTREAM_UNAVAILABLE", 503, "An upstream service is unavailable";
     Forbidden = "FORBIDDEN", 403, "Forbidden";
     CsrfRejected = "CSRF_REJECTED", 403, "Cross-site request refused";
+    EmailNotVerified = "EMAIL_NOT_VERIFIED", 403, "The email address is not verified";
     NotFound = "NOT_FOUND", 404, "Not found";
     MethodNotAllowed = "METHOD_NOT_ALLOWED", 405, "Method not allowed";
     Conflict = "CONFLICT", 409, "Conflict";

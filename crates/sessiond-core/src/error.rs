@@ -9,6 +9,10 @@ use crate::session::{RevokeReason, SessionSummary};
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// A stable name of the rule the value broke, where clients may want to branch on it
+    /// (the password policy's `too_short`, `too_long`, `common`, `matches_email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Every way a request can fail for a reason the domain understands. The HTTP layer maps
@@ -65,8 +69,14 @@ pub enum DomainError {
     Conflict(String),
     #[error("the user has reached the maximum number of sessions")]
     SessionLimitExceeded { sessions: Vec<SessionSummary> },
-    #[error("a valid admin API key is required")]
+    #[error(
+        "these credentials may not do this (an admin or verifier key where one is required; an account, not an anonymous session)"
+    )]
     Forbidden,
+    #[error(
+        "the account's email address must be verified first: log in with a one-time code, or confirm it with /v1/session/email/verify"
+    )]
+    EmailNotVerified,
     #[error("the server is too busy to take this request now")]
     Overloaded,
     #[error("the payload is larger than {limit_bytes} bytes")]
@@ -83,6 +93,7 @@ impl DomainError {
         DomainError::Validation(vec![FieldError {
             field: field.to_owned(),
             message: message.to_owned(),
+            reason: None,
         }])
     }
 
@@ -112,6 +123,7 @@ impl DomainError {
             DomainError::Conflict(_) => Code::Conflict,
             DomainError::SessionLimitExceeded { .. } => Code::SessionLimitExceeded,
             DomainError::Forbidden => Code::Forbidden,
+            DomainError::EmailNotVerified => Code::EmailNotVerified,
             DomainError::Overloaded => Code::ServiceOverloaded,
             DomainError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
             DomainError::RevocationCursorExpired => Code::RevocationCursorExpired,

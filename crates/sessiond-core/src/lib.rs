@@ -11,6 +11,7 @@ pub mod ids;
 pub mod jwt;
 pub mod otp;
 pub mod password;
+pub mod password_policy;
 pub mod policy;
 pub mod refresh;
 pub mod revocation;

@@ -57,11 +57,57 @@ impl fmt::Debug for OtpCode {
     }
 }
 
+/// What redeeming a challenge's code does. A code is only ever good for its own purpose:
+/// a login code cannot reset a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpPurpose {
+    /// Log in (`POST /v1/auth/otp`).
+    Login,
+    /// Set a new password (`POST /v1/auth/password/reset`).
+    PasswordReset,
+    /// Prove the user's current address (`POST /v1/session/email/verify`).
+    VerifyEmail,
+    /// Move the user to the challenge's address (`POST /v1/session/email`).
+    ChangeEmail,
+}
+
+impl OtpPurpose {
+    pub const ALL: [OtpPurpose; 4] = [
+        OtpPurpose::Login,
+        OtpPurpose::PasswordReset,
+        OtpPurpose::VerifyEmail,
+        OtpPurpose::ChangeEmail,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtpPurpose::Login => "login",
+            OtpPurpose::PasswordReset => "password_reset",
+            OtpPurpose::VerifyEmail => "verify_email",
+            OtpPurpose::ChangeEmail => "change_email",
+        }
+    }
+}
+
+impl std::str::FromStr for OtpPurpose {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OtpPurpose::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown challenge purpose {s:?}"))
+    }
+}
+
 /// A challenge as storage knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtpChallenge {
     pub id: String,
+    pub purpose: OtpPurpose,
+    /// The address the code was mailed to.
     pub email: String,
+    /// Whose account it acts on, when that was known at issue (every purpose but login).
+    pub user_id: Option<crate::UserId>,
     pub code_hash: TokenHash,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -139,7 +185,9 @@ mod tests {
     fn challenge(code: &OtpCode) -> OtpChallenge {
         OtpChallenge {
             id: "ch-1".into(),
+            purpose: OtpPurpose::Login,
             email: "ann@example.com".into(),
+            user_id: None,
             code_hash: code.hash("ch-1"),
             created_at: t0(),
             expires_at: t0() + DEFAULT_TTL,

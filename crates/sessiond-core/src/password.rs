@@ -18,31 +18,29 @@ pub struct Password(String);
 impl Password {
     /// NIST SP 800-63B: at least 8 characters, and long passphrases must be accepted.
     pub const MIN_CHARS: usize = 8;
-    /// Bounds the hashing work an attacker can ask for per request (4 KiB of UTF-8 at
-    /// most); counted in characters, as the API description's `maxLength` is.
-    pub const MAX_CHARS: usize = 1024;
+    /// The longest new password (NIST asks for at least 64); counted in characters, as
+    /// the API description's `maxLength` is.
+    pub const MAX_CHARS: usize = 256;
+    /// The longest password a login attempt hashes: bounds the work an attacker can ask
+    /// for per request, and spares accounts made before [`Self::MAX_CHARS`] was lowered.
+    pub const LOGIN_MAX_CHARS: usize = 1024;
 
+    /// A new password under the policy of [`crate::password_policy`], without the
+    /// account's own facts (see [`crate::password_policy::new_password`] for those).
     pub fn parse(raw: String) -> Result<Self, DomainError> {
-        if raw.chars().count() < Self::MIN_CHARS {
-            return Err(DomainError::invalid_field(
-                "password",
-                "must be at least 8 characters",
-            ));
-        }
-        if raw.chars().count() > Self::MAX_CHARS {
-            return Err(DomainError::invalid_field(
-                "password",
-                "must be at most 1024 characters",
-            ));
-        }
-        Ok(Self(raw))
+        crate::password_policy::new_password(raw, "password", None)
+    }
+
+    /// A password as given, unchecked: only the policy module makes new ones.
+    pub(crate) fn accepted(raw: String) -> Self {
+        Self(raw)
     }
 
     /// For a login attempt: any length is checked (and simply fails) rather than
     /// rejected early, so a wrong-length guess looks exactly like a wrong guess.
     pub fn for_login(raw: String) -> Self {
         let mut raw = raw;
-        if raw.chars().count() > Self::MAX_CHARS {
+        if raw.chars().count() > Self::LOGIN_MAX_CHARS {
             // Keep the work bounded; a too-long password can never match anyway
             // because registration refuses them.
             raw.truncate(0);
@@ -88,6 +86,26 @@ impl Default for HashingMemory {
     }
 }
 
+/// argon2id's cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory per hash, KiB.
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's first recommendation: m = 19 MiB, t = 2, p = 1.
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
 /// Hashes and verifies passwords. Holds a hash of a random password so that a login for
 /// an unknown email does the same work as one with a wrong password.
 #[derive(Clone)]
@@ -105,7 +123,13 @@ impl Default for PasswordHasher {
 impl PasswordHasher {
     /// argon2id, m = 19 MiB, t = 2, p = 1 (OWASP Password Storage Cheat Sheet).
     pub fn new() -> Self {
-        let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+        Self::with_params(Argon2Params::default()).expect("valid argon2 parameters")
+    }
+
+    /// argon2id with other parameters (the `[password_hashing]` configuration).
+    pub fn with_params(p: Argon2Params) -> Result<Self, String> {
+        let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+            .map_err(|e| e.to_string())?;
         let mut hasher = Self {
             params,
             dummy_hash: String::new(),
@@ -114,7 +138,22 @@ impl PasswordHasher {
             b"sessiond-dummy-password-for-equal-timing",
             &mut HashingMemory::new(),
         );
-        hasher
+        Ok(hasher)
+    }
+
+    /// Whether `encoded` was made otherwise than new hashes are (another algorithm or
+    /// other parameters): after a successful login it is replaced by a new hash.
+    pub fn needs_rehash(&self, encoded: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(encoded) else {
+            return true;
+        };
+        let same_params = Params::try_from(&parsed).is_ok_and(|p| {
+            p.m_cost() == self.params.m_cost()
+                && p.t_cost() == self.params.t_cost()
+                && p.p_cost() == self.params.p_cost()
+        });
+        let current_version = parsed.version == Some(Version::V0x13.into());
+        !(parsed.algorithm == Algorithm::Argon2id.ident() && current_version && same_params)
     }
 
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of a new hash.
@@ -262,8 +301,35 @@ mod tests {
     #[test]
     fn short_and_huge_passwords_are_rejected_at_registration() {
         assert!(Password::parse("short".into()).is_err());
-        assert!(Password::parse("x".repeat(1025)).is_err());
+        assert!(Password::parse("x".repeat(257)).is_err());
+        assert!(Password::parse("éx".repeat(128)).is_ok());
         assert!(Password::parse("ěščřžýáí".into()).is_ok());
+    }
+
+    #[test]
+    fn hashes_made_with_other_parameters_need_a_rehash() {
+        let mem = &mut HashingMemory::new();
+        let pw = Password::parse("correct horse".into()).unwrap();
+        let old = PasswordHasher::with_params(Argon2Params {
+            memory_kib: 8 * 1024,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        let today = PasswordHasher::new();
+        let old_hash = old.hash(&pw, mem);
+        assert!(today.needs_rehash(&old_hash));
+        assert!(today.verify(&pw, Some(&old_hash), mem));
+        assert!(!today.needs_rehash(&today.hash(&pw, mem)));
+        assert!(today.needs_rehash("not a hash"));
+        assert!(
+            PasswordHasher::with_params(Argon2Params {
+                memory_kib: 1,
+                iterations: 0,
+                parallelism: 1
+            })
+            .is_err()
+        );
     }
 
     #[test]

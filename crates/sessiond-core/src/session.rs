@@ -62,6 +62,12 @@ pub enum RevokeReason {
     RevokedOthers,
     Admin,
     UserDeactivated,
+    /// The user was erased (`DELETE /v1/admin/users/{id}`).
+    UserDeleted,
+    /// The password was changed from another session, which stays.
+    PasswordChanged,
+    /// The password was reset with an emailed code.
+    PasswordReset,
     RefreshTokenReused,
     EvictedByLimit,
     IdleTimeout,
@@ -69,12 +75,15 @@ pub enum RevokeReason {
 }
 
 impl RevokeReason {
-    pub const ALL: [RevokeReason; 9] = [
+    pub const ALL: [RevokeReason; 12] = [
         RevokeReason::Logout,
         RevokeReason::RevokedByUser,
         RevokeReason::RevokedOthers,
         RevokeReason::Admin,
         RevokeReason::UserDeactivated,
+        RevokeReason::UserDeleted,
+        RevokeReason::PasswordChanged,
+        RevokeReason::PasswordReset,
         RevokeReason::RefreshTokenReused,
         RevokeReason::EvictedByLimit,
         RevokeReason::IdleTimeout,
@@ -88,6 +97,9 @@ impl RevokeReason {
             RevokeReason::RevokedOthers => "revoked_others",
             RevokeReason::Admin => "admin",
             RevokeReason::UserDeactivated => "user_deactivated",
+            RevokeReason::UserDeleted => "user_deleted",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::PasswordReset => "password_reset",
             RevokeReason::RefreshTokenReused => "refresh_token_reused",
             RevokeReason::EvictedByLimit => "evicted_by_limit",
             RevokeReason::IdleTimeout => "idle_timeout",

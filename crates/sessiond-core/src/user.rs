@@ -11,6 +11,8 @@ pub struct User {
     pub email: Option<Email>,
     pub name: Option<String>,
     pub active: bool,
+    /// The person proved they read mail at `email` (a code sent there was redeemed).
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     /// As vouched for by an identity provider (token exchange).
     pub mobile: Option<String>,

@@ -41,6 +41,7 @@ fn user() -> User {
         email: Some(Email::parse("ann.lee@example.com").unwrap()),
         name: Some("Ann Lee".into()),
         active: true,
+        email_verified: false,
         created_at: t0(),
         mobile: Some("+15555550123".into()),
         profile: Some(serde_json::json!({"tier": "gold", "locale": "en-GB"})),

@@ -34,6 +34,7 @@ use crate::state::fanout::{Fanout, RedisChannel};
 use crate::state::feed::FeedWatch;
 use crate::state::keys::{KeyManager, KeysError};
 use crate::{AppState, Config, Shared, open_store_with_events};
+use sessiond_core::password::PasswordHasher;
 
 /// The file in the data folder that holds the generated admin API key.
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
@@ -159,7 +160,19 @@ impl App {
                 .map(|key| ApiKey::new(key.clone()).hash())
                 .collect(),
             activity: ActivityTracker::new(policy.activity_resolution),
-            passwords: PasswordPool::new(workers, config.password_hash_queue),
+            passwords: PasswordPool::new(
+                workers,
+                config.password_hash_queue,
+                PasswordHasher::with_params(config.argon2_params()).map_err(|problem| {
+                    ConfigError {
+                        key: "password_hash_memory_kib",
+                        problem,
+                    }
+                })?,
+            ),
+            accounts: crate::service::accounts::AccountSettings {
+                require_verified_email: config.require_verified_email,
+            },
             session_retention: chrono::Duration::from_std(config.session_retention)
                 .unwrap_or(chrono::Duration::MAX),
             store,

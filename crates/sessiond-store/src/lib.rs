@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
-use sessiond_core::otp::OtpChallenge;
+use sessiond_core::otp::{OtpChallenge, OtpPurpose};
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::revocation::{FeedBounds, Revocation, RevocationFact};
 use sessiond_core::{
@@ -84,6 +84,38 @@ pub struct NewUser {
     pub email: Option<Email>,
     pub name: Option<String>,
     pub password_hash: Option<String>,
+    /// Whether the address is already proven (e.g. it came with a redeemed code).
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an admin changes on a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<String>>,
+    pub email: Option<Email>,
+    pub email_verified: Option<bool>,
+}
+
+/// Which users an admin lists: every filter given must hold. Ordered by id.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Exactly this (normalised) address.
+    pub email: Option<Email>,
+    /// A lower-cased prefix of the email or of the name.
+    pub prefix: Option<String>,
+    pub active: Option<bool>,
+    /// Only users whose id sorts after this one (the page cursor).
+    pub after: Option<UserId>,
+    pub limit: u32,
+}
+
+/// A link between a user and an account at an external provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub provider: String,
+    pub external_id: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -154,6 +186,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>>;
+    async fn user_credentials(&self, id: UserId) -> StoreResult<Option<UserCredentials>>;
+    /// A page of users, by id.
+    async fn list_users(&self, query: &UserQuery) -> StoreResult<Vec<User>>;
+    /// The user's links to external providers, oldest first.
+    async fn identities_of_user(&self, id: UserId) -> StoreResult<Vec<Identity>>;
 
     /// The session and, for a bound session, its user: all a token check needs.
     async fn session_with_user(
@@ -199,8 +236,12 @@ pub trait Store: Send + Sync + 'static {
     /// tokens); returns how many were deleted. Callers loop until it returns 0.
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64>;
 
-    /// When the address's newest one-time-code challenge was created.
-    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    /// When the address's newest one-time-code challenge for `purpose` was created.
+    async fn latest_otp_challenge_at(
+        &self,
+        email: &str,
+        purpose: OtpPurpose,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
 
     /// Deletes one batch of challenges that expired before `before`.
     async fn purge_otp_challenges(
@@ -223,6 +264,24 @@ pub trait Tx: Send {
         active: bool,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<User>>;
+
+    /// Replaces the password hash; false if there is no such user.
+    async fn set_password_hash(
+        &mut self,
+        id: UserId,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Applies an admin's changes; the updated user. A taken email is a `Conflict`.
+    async fn update_user(
+        &mut self,
+        id: UserId,
+        changes: &UserChanges,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    /// Erases the user with its sessions, refresh tokens, identities and codes; false if
+    /// there was no such user. Revoke its sessions (and record that) first.
+    async fn delete_user(&mut self, id: UserId) -> StoreResult<bool>;
 
     /// The session (locked until commit) with its user.
     async fn lock_session(&mut self, id: SessionId)

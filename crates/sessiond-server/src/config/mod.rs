@@ -83,6 +83,14 @@ pub struct Config {
     pub password_hash_workers: Option<usize>,
     /// Logins allowed to wait for a hashing worker before new ones get a fast 503.
     pub password_hash_queue: usize,
+    /// argon2id memory per hash, KiB (OWASP: 19456 with 2 iterations).
+    pub password_hash_memory_kib: u32,
+    /// argon2id passes over the memory.
+    pub password_hash_iterations: u32,
+    /// argon2id lanes.
+    pub password_hash_parallelism: u32,
+    /// Refuse password logins of users whose email is not verified (`EMAIL_NOT_VERIFIED`).
+    pub require_verified_email: bool,
     /// Apply migrations on `serve`.
     pub migrate_on_start: bool,
     /// How long SIGTERM/Ctrl-C waits for in-flight requests before exiting anyway.
@@ -164,6 +172,10 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             password_hash_workers: None,
             password_hash_queue: 64,
+            password_hash_memory_kib: 19 * 1024,
+            password_hash_iterations: 2,
+            password_hash_parallelism: 1,
+            require_verified_email: false,
             migrate_on_start: true,
             shutdown_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
@@ -200,6 +212,15 @@ fn chrono(d: Duration) -> chrono::Duration {
 impl Config {
     /// Checks what the values' types alone cannot (ranges, and values that depend on
     /// each other).
+    /// The argon2id parameters new password hashes are made with.
+    pub fn argon2_params(&self) -> sessiond_core::password::Argon2Params {
+        sessiond_core::password::Argon2Params {
+            memory_kib: self.password_hash_memory_kib,
+            iterations: self.password_hash_iterations,
+            parallelism: self.password_hash_parallelism,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("access_token_ttl", self.access_token_ttl),
@@ -276,6 +297,26 @@ impl Config {
         }
         if self.password_hash_workers == Some(0) {
             return Err(invalid("password_hash_workers", "must be at least 1"));
+        }
+        // Below OWASP's weakest listed choice (7 MiB with 5 passes), a leaked hash is cheap
+        // to crack; above 1 GiB one login could exhaust the machine.
+        if !(7 * 1024..=1024 * 1024).contains(&self.password_hash_memory_kib) {
+            return Err(invalid(
+                "password_hash_memory_kib",
+                "must be between 7168 (7 MiB) and 1048576 (1 GiB)",
+            ));
+        }
+        if !(1..=64).contains(&self.password_hash_iterations) {
+            return Err(invalid(
+                "password_hash_iterations",
+                "must be between 1 and 64",
+            ));
+        }
+        if !(1..=16).contains(&self.password_hash_parallelism) {
+            return Err(invalid(
+                "password_hash_parallelism",
+                "must be between 1 and 16",
+            ));
         }
         crate::http::web::WebSettings::parse(&self.web)?;
         Ok(())

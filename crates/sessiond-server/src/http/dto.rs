@@ -36,7 +36,9 @@ impl From<DeviceInput> for DeviceFields {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     pub email: String,
-    #[schema(min_length = 8, max_length = 1024)]
+    /// At least 8 and at most 256 characters, not one of the 10 000 most common
+    /// passwords, not the email address (`errors[].reason` names the rule broken).
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
     /// A display name.
     #[schema(max_length = 256)]
@@ -88,7 +90,112 @@ pub struct AdminSessionRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUserRequest {
+    /// A display name; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 256)]
+    pub name: Option<Option<String>>,
+    /// A new address: unverified unless `email_verified` is sent too.
+    pub email: Option<String>,
+    /// `false` ends every session of the user at once (`user_deactivated`).
     pub active: Option<bool>,
+    pub email_verified: Option<bool>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// The same rules as at registration.
+    #[schema(min_length = 8, max_length = 256)]
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordResetRequest {
+    pub email: String,
+    pub device: Option<DeviceInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordResetConfirmRequest {
+    pub challenge_id: String,
+    /// The code from the mail; spaces and dashes are ignored.
+    pub code: String,
+    /// The same rules as at registration.
+    #[schema(min_length = 8, max_length = 256)]
+    pub new_password: String,
+    /// Defaults to the device sent with the reset request.
+    pub device: Option<DeviceInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeConfirmRequest {
+    pub challenge_id: String,
+    /// The code from the mail; spaces and dashes are ignored.
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmailChangeRequest {
+    /// The new address; the code goes there.
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// Exactly this address (any case).
+    pub email: Option<String>,
+    /// A prefix of the email or of the name, any case.
+    #[param(max_length = 256)]
+    pub q: Option<String>,
+    pub active: Option<bool>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// Users per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPageView {
+    pub users: Vec<UserView>,
+    /// Where the next page starts; null after the last.
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityView {
+    /// The exchange provider's name.
+    pub provider: String,
+    /// Who the user is at the provider.
+    pub external_id: String,
+    #[serde(serialize_with = "super::rfc3339::serialize")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user, with how it signs in and how much it is signed in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetailView {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Whether the user has a password (else it signs in by code, exchange or backend).
+    pub has_password: bool,
+    pub identities: Vec<IdentityView>,
+    /// Live sessions now.
+    pub session_count: usize,
+    /// The latest activity of any live session; null without one.
+    #[serde(serialize_with = "super::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_active_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -177,6 +284,8 @@ pub struct UserView {
     pub email: Option<String>,
     pub name: Option<String>,
     pub active: bool,
+    /// Whether the person proved they read mail at `email`.
+    pub email_verified: bool,
     #[serde(serialize_with = "super::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// From an identity provider, when one vouched for it.
@@ -195,6 +304,7 @@ impl From<&User> for UserView {
             email: u.email.as_ref().map(|e| e.as_str().to_owned()),
             name: u.name.clone(),
             active: u.active,
+            email_verified: u.email_verified,
             created_at: u.created_at,
             mobile: u.mobile.clone(),
             profile: u.profile.clone(),

@@ -26,7 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use self::problem::{ApiError, method_not_allowed, route_not_found};
 use self::routes::{
-    admin, auth, exchange, forward_auth, oauth, ops, otp, revocations, session, tokens,
+    account, admin, auth, exchange, forward_auth, oauth, ops, otp, revocations, session, tokens,
 };
 use crate::AppState;
 
@@ -38,6 +38,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::create_anonymous))
         .routes(routes!(otp::request_code))
         .routes(routes!(otp::verify_code))
+        .routes(routes!(account::request_password_reset))
+        .routes(routes!(account::confirm_password_reset))
         .routes(routes!(exchange::exchange_token))
         .routes(routes!(tokens::refresh))
         .routes(routes!(forward_auth::check))
@@ -46,12 +48,22 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::whoami))
         .routes(routes!(session::get_data, session::put_data))
         .routes(routes!(session::logout))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::request_email_verification))
+        .routes(routes!(account::confirm_email_verification))
+        .routes(routes!(account::request_email_change))
+        .routes(routes!(account::confirm_email_change))
         .routes(routes!(session::list_sessions, session::revoke_sessions))
         .routes(routes!(session::revoke_session))
         .routes(routes!(admin::create_session))
         .routes(routes!(admin::user_sessions, admin::revoke_user_sessions))
         .routes(routes!(admin::revoke_session))
-        .routes(routes!(admin::patch_user))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(
+            admin::get_user,
+            admin::patch_user,
+            admin::delete_user
+        ))
         .routes(routes!(admin::cleanup))
         .routes(routes!(revocations::list_revocations))
         .routes(routes!(revocations::revocation_snapshot))

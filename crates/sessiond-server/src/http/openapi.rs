@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "login", description = "Ways to start a session"),
         (name = "tokens", description = "Refresh, validation and introspection"),
         (name = "session", description = "The calling session and the person's other sessions"),
+        (name = "account", description = "The person's password and email address"),
         (name = "admin", description = "Trusted backends (admin API key)"),
         (name = "revocations", description = "The revocation feed that token verifiers in app backends follow (verifier key)"),
         (name = "forward-auth", description = "Authentication at a reverse proxy (nginx `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`)"),
@@ -253,6 +254,10 @@ fn add_components(doc: &mut Value) {
         .expect("a document is an object")
         .entry("components")
         .or_insert_with(|| json!({}));
+    let password_rules: Vec<&str> = sessiond_core::password_policy::Rule::ALL
+        .iter()
+        .map(|r| r.reason())
+        .collect();
     components["schemas"]["Problem"] = json!({
         "type": "object",
         "description": "An RFC 9457 problem document; members beyond the standard ones appear where they apply.",
@@ -270,7 +275,15 @@ fn add_components(doc: &mut Value) {
                 "items": {
                     "type": "object",
                     "required": ["field", "message"],
-                    "properties": { "field": { "type": "string" }, "message": { "type": "string" } }
+                    "properties": {
+                        "field": { "type": "string" },
+                        "message": { "type": "string" },
+                        "reason": {
+                            "type": "string",
+                            "enum": password_rules,
+                            "description": "The password rule the value broke"
+                        }
+                    }
                 }
             },
             "expired_at": { "type": "string", "format": "date-time", "description": "`TOKEN_EXPIRED`" },

@@ -23,10 +23,10 @@ pub struct PasswordPool {
 }
 
 impl PasswordPool {
-    pub fn new(workers: usize, queue: usize) -> Self {
+    pub fn new(workers: usize, queue: usize, hasher: PasswordHasher) -> Self {
         let (jobs, inbox) = mpsc::sync_channel::<Job>(queue);
         let inbox = Arc::new(Mutex::new(inbox));
-        let hasher = Arc::new(PasswordHasher::new());
+        let hasher = Arc::new(hasher);
         for n in 0..workers.max(1) {
             let (inbox, hasher) = (inbox.clone(), hasher.clone());
             std::thread::Builder::new()
@@ -57,6 +57,24 @@ impl PasswordPool {
     ) -> Result<bool, DomainError> {
         self.run(move |h, memory| h.verify(&password, stored.as_deref(), memory))
             .await
+    }
+
+    /// Verifies like [`Self::verify`]; when the password matches a hash made with other
+    /// parameters than today's, also the new hash to store in its place.
+    pub async fn verify_and_upgrade(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<(bool, Option<String>), DomainError> {
+        self.run(move |h, memory| {
+            let matches = h.verify(&password, stored.as_deref(), memory);
+            let upgrade = match stored {
+                Some(old) if matches && h.needs_rehash(&old) => Some(h.hash(&password, memory)),
+                _ => None,
+            };
+            (matches, upgrade)
+        })
+        .await
     }
 
     async fn run<T: Send + 'static>(

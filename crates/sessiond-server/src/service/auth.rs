@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use sessiond_core::password::Password;
+use sessiond_core::password_policy::new_password;
 use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, UserId};
 use sessiond_store::{NewUser, StoreError};
 
@@ -25,14 +26,16 @@ impl Service {
         reg: Registration,
         upgrade: Option<SessionId>,
     ) -> ServiceResult<TokenGrant> {
-        let (email, password) =
-            collect_errors(Email::parse(&reg.email), Password::parse(reg.password))?;
+        let email = Email::parse(&reg.email);
+        let password = new_password(reg.password, "password", email.as_ref().ok());
+        let (email, password) = collect_errors(email, password)?;
         let password_hash = self.passwords.hash(password).await?;
         let new = NewUser {
             id: UserId::new(),
             email: Some(email),
             name: reg.name,
             password_hash: Some(password_hash),
+            email_verified: false,
             created_at: self.now(),
         };
         let mut tx = self.store.begin().await?;
@@ -72,9 +75,9 @@ impl Service {
             .await?;
         let credentials = self.store.user_by_email(&email).await?;
         let stored_hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
-        let matches = self
+        let (matches, upgraded_hash) = self
             .passwords
-            .verify(Password::for_login(password), stored_hash)
+            .verify_and_upgrade(Password::for_login(password), stored_hash)
             .await?;
         let Some(credentials) = credentials.filter(|_| matches) else {
             metrics::counter!("sessiond_login_failures_total", "method" => "pwd").increment(1);
@@ -83,9 +86,13 @@ impl Service {
                 .await;
             return Err(DomainError::InvalidCredentials.into());
         };
+        if let Some(hash) = upgraded_hash {
+            self.store_upgraded_hash(credentials.user.id, &hash).await;
+        }
         if !credentials.user.active {
             return Err(DomainError::UserInactive.into());
         }
+        self.may_log_in_with_password(&credentials.user)?;
         self.establish(SessionRequest {
             user: Some(credentials.user),
             method: AuthMethod::Password,
@@ -145,6 +152,7 @@ impl Service {
                     email: None,
                     name: None,
                     password_hash: None,
+                    email_verified: false,
                     created_at: self.now(),
                 })
                 .await?

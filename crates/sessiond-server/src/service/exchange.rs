@@ -67,6 +67,8 @@ impl Service {
                         email: free_email,
                         name: identity.name.clone(),
                         password_hash: None,
+                        // The partner vouched for the person, not that they read this mail.
+                        email_verified: false,
                         created_at: now,
                     })
                     .await?;

@@ -1,6 +1,7 @@
 //! The session rules, written once over the storage traits: logins, rotation, checks,
 //! revocation. Handlers call these; they know nothing of HTTP.
 
+pub mod accounts;
 pub mod auth;
 mod check;
 mod exchange;
@@ -9,6 +10,7 @@ mod grant;
 pub mod manage;
 pub mod otp;
 mod refresh;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -70,6 +72,7 @@ pub struct ServiceParts {
     /// Hashes of the keys that may read the revocation feed and introspect (besides the
     /// admin key).
     pub verifier_keys: Vec<TokenHash>,
+    pub accounts: accounts::AccountSettings,
 }
 
 pub struct Service {
@@ -91,6 +94,7 @@ pub struct Service {
     exchange: crate::infra::exchange::Exchange,
     feed: Arc<crate::state::feed::FeedWatch>,
     verifier_keys: Vec<TokenHash>,
+    accounts: accounts::AccountSettings,
 }
 
 impl From<ServiceParts> for Service {
@@ -112,6 +116,7 @@ impl From<ServiceParts> for Service {
             exchange: p.exchange,
             feed: p.feed,
             verifier_keys: p.verifier_keys,
+            accounts: p.accounts,
         }
     }
 }

@@ -1,17 +1,19 @@
-//! Login by emailed one-time code.
+//! Emailed one-time codes: login by code, and the machinery every other code (password
+//! reset, email verification and change) is issued and redeemed with.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sessiond_core::otp::{self, OtpChallenge, OtpCode, OtpVerdict};
-use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, UserId};
-use sessiond_store::NewUser;
+use sessiond_core::otp::{self, OtpChallenge, OtpCode, OtpPurpose, OtpVerdict};
+use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, User, UserId};
+use sessiond_store::{NewUser, UserChanges};
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
 use crate::infra::mail::Mailer;
 use crate::ratelimit::{Policy, Secret};
+use crate::state::cache::Invalidation;
 
 /// How codes are issued, from `[otp]`.
 pub struct OtpSettings {
@@ -59,14 +61,54 @@ pub struct IssuedChallenge {
     pub expires_in: u64,
 }
 
+/// A code to issue.
+pub(super) struct CodeRequest<'a> {
+    pub purpose: OtpPurpose,
+    pub email: &'a Email,
+    /// The account the code acts on, when known.
+    pub user: Option<UserId>,
+    /// Whether the code is mailed. An address that must not learn anything (unknown, or
+    /// unable to use the code) gets a challenge all the same, after the same delay.
+    pub deliver: bool,
+    pub device: Device,
+}
+
 impl Service {
-    /// Issues a challenge and mails its code. Unknown addresses (with `create_users =
-    /// false`) get a challenge too, but no mail, after the same delay.
+    /// Issues a login challenge and mails its code. Unknown addresses (with
+    /// `create_users = false`) get a challenge too, but no mail, after the same delay.
     pub async fn request_otp(&self, email: &str, device: Device) -> ServiceResult<IssuedChallenge> {
         let email = Email::parse(email)?;
+        let known = self.otp.create_users || self.store.user_by_email(&email).await?.is_some();
+        self.issue_code(CodeRequest {
+            purpose: OtpPurpose::Login,
+            email: &email,
+            user: None,
+            deliver: known,
+            device,
+        })
+        .await
+    }
+
+    /// Issues a challenge for `request.purpose` and mails its code: at most as often as
+    /// the per-address limits and the resend cooldown allow, whether it is mailed or not.
+    pub(super) async fn issue_code(
+        &self,
+        request: CodeRequest<'_>,
+    ) -> ServiceResult<IssuedChallenge> {
+        let CodeRequest {
+            purpose,
+            email,
+            user,
+            deliver,
+            device,
+        } = request;
         let now = self.now();
         self.limits.hit(Policy::OtpSends, email.as_str()).await?;
-        if let Some(last) = self.store.latest_otp_challenge_at(email.as_str()).await? {
+        if let Some(last) = self
+            .store
+            .latest_otp_challenge_at(email.as_str(), purpose)
+            .await?
+        {
             let cooldown = chrono::Duration::from_std(self.otp.resend_cooldown).unwrap_or_default();
             let wait = last + cooldown - now;
             if wait > chrono::Duration::zero() {
@@ -79,12 +121,11 @@ impl Service {
                 .into());
             }
         }
-        let known = self.otp.create_users || self.store.user_by_email(&email).await?.is_some();
         let addressable = Mailer::can_address(email.as_str());
-        if known && !addressable {
+        if deliver && !addressable {
             tracing::warn!("one-time code not mailed: mail systems refuse the address");
         }
-        let deliver = known && addressable;
+        let deliver = deliver && addressable;
 
         let code = OtpCode::generate(self.otp.code_length);
         let id = uuid::Uuid::now_v7().to_string();
@@ -92,7 +133,9 @@ impl Service {
         let challenge = OtpChallenge {
             code_hash: code.hash(&id),
             id: id.clone(),
+            purpose,
             email: email.as_str().to_owned(),
+            user_id: user,
             created_at: now,
             expires_at: now + ttl,
             attempts: 0,
@@ -107,7 +150,7 @@ impl Service {
             if let Err(e) = self
                 .otp
                 .mailer
-                .send_code(email.as_str(), &code, self.otp.ttl)
+                .send_code(email.as_str(), &code, self.otp.ttl, purpose)
                 .await
             {
                 tracing::error!(error = %e, challenge_id = %id, "one-time code mail failed");
@@ -123,29 +166,37 @@ impl Service {
             let typical = self.otp.typical_send_micros.load(Ordering::Relaxed);
             tokio::time::sleep(Duration::from_micros(typical)).await;
         }
-        metrics::counter!("sessiond_otp_challenges_total").increment(1);
-        tracing::info!(challenge_id = %id, "one-time code issued");
+        metrics::counter!("sessiond_otp_challenges_total", "purpose" => purpose.as_str())
+            .increment(1);
+        tracing::info!(challenge_id = %id, purpose = purpose.as_str(), "one-time code issued");
         Ok(IssuedChallenge {
             challenge_id: id,
             expires_in: self.otp.ttl.as_secs(),
         })
     }
 
-    /// Redeems a code: at most once, within its lifetime, within its attempts.
-    pub async fn verify_otp(
+    /// Checks a presented code against a challenge for `purpose`: at most once, within
+    /// its lifetime, within its attempts. A wrong code counts against the challenge and
+    /// the address; a right one spends the challenge when `spend` (otherwise the caller
+    /// spends it later, in the transaction that acts on it, with [`Self::spend_code`]).
+    pub(super) async fn check_code(
         &self,
         challenge_id: &str,
         code: &str,
-        device: Option<Device>,
+        purpose: OtpPurpose,
         client_ip: Option<IpAddr>,
-        upgrade: Option<SessionId>,
-    ) -> ServiceResult<TokenGrant> {
+        spend: bool,
+    ) -> ServiceResult<(OtpChallenge, Device)> {
         let presented = OtpCode::parse(code);
         let now = self.now();
         let mut tx = self.store.begin().await?;
-        let Some((challenge, stored_device)) = tx.lock_otp_challenge(challenge_id).await? else {
+        let Some((challenge, device)) = tx.lock_otp_challenge(challenge_id).await? else {
             return Err(DomainError::OtpInvalid.into());
         };
+        if challenge.purpose != purpose {
+            // A code is good for its own purpose only; to the caller it does not exist.
+            return Err(DomainError::OtpInvalid.into());
+        }
         // Wrong codes count per address and IP (and, far higher, per address), so
         // someone guessing on a challenge of their own cannot lock the owner out.
         let locked = self
@@ -155,8 +206,11 @@ impl Service {
             .is_err();
         match otp::verify(&challenge, presented.as_ref(), now, locked) {
             OtpVerdict::Accept => {
-                tx.consume_otp_challenge(challenge_id, now).await?;
-                tx.commit().await?;
+                if spend {
+                    tx.consume_otp_challenge(challenge_id, now).await?;
+                    tx.commit().await?;
+                }
+                Ok((challenge, device))
             }
             OtpVerdict::Reject(failure) => {
                 tx.record_otp_failure(challenge_id).await?;
@@ -165,11 +219,43 @@ impl Service {
                     .record_failure(Secret::OtpCode, &challenge.email, client_ip)
                     .await;
                 metrics::counter!("sessiond_login_failures_total", "method" => "otp").increment(1);
-                return Err(DomainError::from(failure).into());
+                Err(DomainError::from(failure).into())
             }
-            OtpVerdict::Refuse(failure) => return Err(DomainError::from(failure).into()),
+            OtpVerdict::Refuse(failure) => Err(DomainError::from(failure).into()),
         }
+    }
 
+    /// Spends a challenge [`Self::check_code`] accepted without spending, inside the
+    /// transaction that acts on it; refused if another request spent it meanwhile.
+    pub(super) async fn spend_code(
+        &self,
+        tx: &mut dyn sessiond_store::Tx,
+        challenge_id: &str,
+    ) -> ServiceResult<()> {
+        let now = self.now();
+        let still_good = tx
+            .lock_otp_challenge(challenge_id)
+            .await?
+            .is_some_and(|(c, _)| c.consumed_at.is_none() && now < c.expires_at);
+        if !still_good {
+            return Err(DomainError::OtpInvalid.into());
+        }
+        tx.consume_otp_challenge(challenge_id, now).await?;
+        Ok(())
+    }
+
+    /// Redeems a login code. The address is then proven: its user is marked verified.
+    pub async fn verify_otp(
+        &self,
+        challenge_id: &str,
+        code: &str,
+        device: Option<Device>,
+        client_ip: Option<IpAddr>,
+        upgrade: Option<SessionId>,
+    ) -> ServiceResult<TokenGrant> {
+        let (challenge, stored_device) = self
+            .check_code(challenge_id, code, OtpPurpose::Login, client_ip, true)
+            .await?;
         let email = Email::from_stored(challenge.email);
         let user = match self.store.user_by_email(&email).await? {
             Some(credentials) => credentials.user,
@@ -179,6 +265,11 @@ impl Service {
         if !user.active {
             return Err(DomainError::UserInactive.into());
         }
+        let user = if user.email_verified {
+            user
+        } else {
+            self.mark_email_verified(user.id).await?
+        };
         self.establish(SessionRequest {
             user: Some(user),
             method: AuthMethod::Otp,
@@ -189,8 +280,24 @@ impl Service {
         .await
     }
 
+    /// Records that the user's current address is proven.
+    pub(super) async fn mark_email_verified(&self, id: UserId) -> ServiceResult<User> {
+        let mut tx = self.store.begin().await?;
+        let changes = UserChanges {
+            email_verified: Some(true),
+            ..Default::default()
+        };
+        let user = tx
+            .update_user(id, &changes, self.now())
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        tx.commit().await?;
+        self.fanout.publish(&[Invalidation::User(id)]).await;
+        Ok(user)
+    }
+
     /// A user for a verified address; if another request created it meanwhile, that one.
-    async fn create_user_for_email(&self, email: Email) -> ServiceResult<sessiond_core::User> {
+    async fn create_user_for_email(&self, email: Email) -> ServiceResult<User> {
         let mut tx = self.store.begin().await?;
         let inserted = tx
             .insert_user(&NewUser {
@@ -198,6 +305,7 @@ impl Service {
                 email: Some(email.clone()),
                 name: None,
                 password_hash: None,
+                email_verified: true,
                 created_at: self.now(),
             })
             .await;

@@ -202,6 +202,7 @@ mod tests {
             email: None,
             name: None,
             active: true,
+            email_verified: false,
             created_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             mobile: None,
             profile: None,

@@ -1204,7 +1204,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
             .auth(Auth::Access)
             .expect(405, "METHOD_NOT_ALLOWED"),
         case("POST healthz", M::POST, "/healthz").expect(405, "METHOD_NOT_ALLOWED"),
-        case("GET admin user", M::GET, format!("/v1/admin/users/{user}"))
+        case("PUT admin user", M::PUT, format!("/v1/admin/users/{user}"))
             .auth(Auth::Admin)
             .expect(405, "METHOD_NOT_ALLOWED"),
     ];

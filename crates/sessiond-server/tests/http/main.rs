@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 
+mod accounts;
 mod admin;
 mod bad_input;
 mod exchange;

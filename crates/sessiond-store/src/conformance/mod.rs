@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use sessiond_core::jwt::SigningKey;
-use sessiond_core::otp::{OtpChallenge, OtpCode};
+use sessiond_core::otp::{OtpChallenge, OtpCode, OtpPurpose};
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{
     AuthMethod, Device, Email, RefreshToken, RefreshTokenId, RevokeReason, Session, SessionId,
@@ -37,7 +37,8 @@ use sessiond_core::{
 };
 
 use crate::{
-    LiveWindow, NewRefreshToken, NewSession, NewUser, PurgeBefore, Store, StoreError, UserProfile,
+    Identity, LiveWindow, NewRefreshToken, NewSession, NewUser, PurgeBefore, Store, StoreError,
+    UserChanges, UserProfile, UserQuery,
 };
 
 /// Expands to one `#[tokio::test]` per conformance function, each on a store produced by
@@ -76,6 +77,11 @@ macro_rules! conformance_tests {
                 user_emails_are_found_and_changed,
                 user_profiles_round_trip,
                 cancelled_transactions_leave_the_store_writable,
+                user_changes_apply_field_by_field,
+                users_are_listed_by_id_with_filters,
+                delete_user_erases_everything_of_the_user,
+                identities_of_a_user_are_listed,
+                challenges_keep_their_purpose,
                 revocations_are_numbered_without_gaps,
                 live_revocations_are_those_still_alive,
                 purge_revocations_moves_the_watermark,
@@ -115,6 +121,7 @@ macro_rules! conformance_tests {
     };
 }
 
+mod accounts;
 mod concurrency;
 mod keys;
 mod otp;
@@ -127,7 +134,8 @@ mod users;
 pub use users::*;
 
 /// The aggregates' sources, read for [`assert_all_registered`].
-const SOURCES: [&str; 8] = [
+const SOURCES: [&str; 9] = [
+    include_str!("accounts.rs"),
     include_str!("concurrency.rs"),
     include_str!("keys.rs"),
     include_str!("otp.rs"),
@@ -166,6 +174,7 @@ pub fn assert_all_registered(registered: &[&str]) {
         "conformance functions not registered in conformance_tests!: {missing:?}; registered but not defined: {unknown:?}"
     );
 }
+pub use accounts::*;
 pub use concurrency::*;
 pub use keys::*;
 pub use otp::*;
@@ -206,6 +215,7 @@ fn new_user(address: Option<&str>) -> NewUser {
         name: address.map(|_| "Ann Lee".to_owned()),
         password_hash: address
             .map(|_| "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned()),
+        email_verified: false,
         created_at: t0(),
     }
 }
@@ -345,6 +355,7 @@ fn new_user_clone(new: &NewUser) -> NewUser {
         email: new.email.clone(),
         name: new.name.clone(),
         password_hash: new.password_hash.clone(),
+        email_verified: new.email_verified,
         created_at: new.created_at,
     }
 }
@@ -359,7 +370,9 @@ fn new_challenge(
 ) -> OtpChallenge {
     OtpChallenge {
         id: id.to_owned(),
+        purpose: OtpPurpose::Login,
         email: address.to_owned(),
+        user_id: None,
         code_hash: OtpCode::parse("123456").expect("a code").hash(id),
         created_at,
         expires_at,

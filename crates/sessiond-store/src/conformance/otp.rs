@@ -226,7 +226,7 @@ pub async fn otp_challenge_writes_roll_back(store: &dyn Store) {
     // Outside, nothing yet.
     assert_eq!(
         store
-            .latest_otp_challenge_at("ghost.otp@example.com")
+            .latest_otp_challenge_at("ghost.otp@example.com", OtpPurpose::Login)
             .await
             .expect("latest"),
         None
@@ -236,7 +236,7 @@ pub async fn otp_challenge_writes_roll_back(store: &dyn Store) {
     assert_eq!(challenge(store, &ghost.id).await, None);
     assert_eq!(
         store
-            .latest_otp_challenge_at("ghost.otp@example.com")
+            .latest_otp_challenge_at("ghost.otp@example.com", OtpPurpose::Login)
             .await
             .expect("latest"),
         None
@@ -270,7 +270,7 @@ pub async fn otp_challenge_writes_roll_back(store: &dyn Store) {
 pub async fn latest_otp_challenge_is_per_address(store: &dyn Store) {
     assert_eq!(
         store
-            .latest_otp_challenge_at("cooldown@example.com")
+            .latest_otp_challenge_at("cooldown@example.com", OtpPurpose::Login)
             .await
             .expect("latest"),
         None,
@@ -297,21 +297,21 @@ pub async fn latest_otp_challenge_is_per_address(store: &dyn Store) {
 
     assert_eq!(
         store
-            .latest_otp_challenge_at("cooldown@example.com")
+            .latest_otp_challenge_at("cooldown@example.com", OtpPurpose::Login)
             .await
             .expect("latest"),
         Some(newest)
     );
     assert_eq!(
         store
-            .latest_otp_challenge_at("other@example.com")
+            .latest_otp_challenge_at("other@example.com", OtpPurpose::Login)
             .await
             .expect("latest"),
         Some(t0() + secs(10))
     );
     assert_eq!(
         store
-            .latest_otp_challenge_at("nobody@example.com")
+            .latest_otp_challenge_at("nobody@example.com", OtpPurpose::Login)
             .await
             .expect("latest"),
         None
@@ -322,7 +322,7 @@ pub async fn latest_otp_challenge_is_per_address(store: &dyn Store) {
     tx.commit().await.expect("commit");
     assert_eq!(
         store
-            .latest_otp_challenge_at("cooldown@example.com")
+            .latest_otp_challenge_at("cooldown@example.com", OtpPurpose::Login)
             .await
             .expect("latest"),
         Some(t0() + secs(2)),

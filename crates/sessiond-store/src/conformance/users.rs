@@ -39,6 +39,7 @@ pub async fn users_round_trip(store: &dyn Store) {
             email: new.email.clone(),
             name: new.name.clone(),
             active: true,
+            email_verified: false,
             created_at: t0(),
             mobile: None,
             profile: None,

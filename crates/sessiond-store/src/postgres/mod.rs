@@ -24,6 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
+use sessiond_core::otp::OtpPurpose;
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::revocation::{FeedBounds, Revocation};
 use sessiond_core::{Email, RefreshTokenId, Session, SessionId, TokenHash, User, UserId};
@@ -32,7 +33,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use self::lease::Lease;
 use self::rows::{USER_COLUMNS, db_error, ts};
 use self::tx::Lock;
-use crate::{LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials};
+use crate::{
+    Identity, LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials,
+    UserQuery,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/postgres/migrations");
 
@@ -89,6 +93,31 @@ pub struct PostgresStore {
     deadline: Duration,
     /// `host:port/database`, for error messages (never the password).
     target: String,
+}
+
+/// A user and its password hash from a row with [`USER_COLUMNS`] and `password_hash`.
+fn credentials(row: Option<sqlx::postgres::PgRow>) -> StoreResult<Option<UserCredentials>> {
+    let Some(row) = row else { return Ok(None) };
+    let Some(user) = rows::joined_user(&row)? else {
+        return Ok(None);
+    };
+    let password_hash = sqlx::Row::try_get(&row, "password_hash").map_err(db_error)?;
+    Ok(Some(UserCredentials {
+        user,
+        password_hash,
+    }))
+}
+
+/// `raw` with LIKE's wildcards and escape character taken literally.
+fn like_escaped(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl PostgresStore {
@@ -219,15 +248,83 @@ impl Store for PostgresStore {
                     .map_err(db_error)
             })
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let Some(user) = rows::joined_user(&row)? else {
-            return Ok(None);
-        };
-        let password_hash = sqlx::Row::try_get(&row, "password_hash").map_err(db_error)?;
-        Ok(Some(UserCredentials {
-            user,
-            password_hash,
-        }))
+        credentials(row)
+    }
+
+    async fn user_credentials(&self, id: UserId) -> StoreResult<Option<UserCredentials>> {
+        let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.id = $1");
+        let row = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(&sql)
+                    .bind(id.as_uuid())
+                    .fetch_optional(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        credentials(row)
+    }
+
+    async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
+        // Every filter is optional: a NULL parameter switches its condition off. The
+        // prefix is a LIKE pattern the text_pattern_ops indexes serve.
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u \
+             WHERE ($1::text IS NULL OR u.email = $1) \
+               AND ($2::text IS NULL OR u.email LIKE $2 OR lower(u.name) LIKE $2) \
+               AND ($3::boolean IS NULL OR u.active = $3) \
+               AND ($4::uuid IS NULL OR u.id > $4) \
+             ORDER BY u.id LIMIT $5"
+        );
+        let pattern = q.prefix.as_deref().map(|p| format!("{}%", like_escaped(p)));
+        let found = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(&sql)
+                    .bind(q.email.as_ref().map(|e| e.as_str()))
+                    .bind(pattern.as_deref())
+                    .bind(q.active)
+                    .bind(q.after.map(|a| a.as_uuid()))
+                    .bind(i64::from(q.limit))
+                    .fetch_all(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        found
+            .iter()
+            .filter_map(|r| rows::joined_user(r).transpose())
+            .collect()
+    }
+
+    async fn identities_of_user(&self, id: UserId) -> StoreResult<Vec<Identity>> {
+        let found = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(
+                    "SELECT provider, external_id, created_at FROM identities \
+                     WHERE user_id = $1 ORDER BY created_at, provider",
+                )
+                .bind(id.as_uuid())
+                .fetch_all(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        found
+            .iter()
+            .map(|r| {
+                Ok(Identity {
+                    provider: sqlx::Row::try_get(r, "provider").map_err(db_error)?,
+                    external_id: sqlx::Row::try_get(r, "external_id").map_err(db_error)?,
+                    created_at: sqlx::Row::try_get(r, "created_at").map_err(db_error)?,
+                })
+            })
+            .collect()
     }
 
     async fn session_with_user(
@@ -358,15 +455,22 @@ impl Store for PostgresStore {
         rows.iter().map(rows::signing_key).collect()
     }
 
-    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    async fn latest_otp_challenge_at(
+        &self,
+        email: &str,
+        purpose: OtpPurpose,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
         self.lease()
             .await?
             .read(async |conn| {
-                sqlx::query_scalar("SELECT MAX(created_at) FROM otp_challenges WHERE email = $1")
-                    .bind(email)
-                    .fetch_one(conn)
-                    .await
-                    .map_err(db_error)
+                sqlx::query_scalar(
+                    "SELECT MAX(created_at) FROM otp_challenges WHERE email = $1 AND purpose = $2",
+                )
+                .bind(email)
+                .bind(purpose.as_str())
+                .fetch_one(conn)
+                .await
+                .map_err(db_error)
             })
             .await
     }

@@ -19,7 +19,7 @@ pub(super) const SESSION_COLUMNS: &str = "s.id, s.user_id, s.auth_method, s.crea
 
 pub(super) const USER_COLUMNS: &str = "u.id AS u_id, u.email AS u_email, u.name AS u_name, \
      u.active AS u_active, u.created_at AS u_created_at, u.mobile AS u_mobile, \
-     u.profile AS u_profile";
+     u.profile AS u_profile, u.email_verified AS u_email_verified";
 
 pub(super) const TOKEN_COLUMNS: &str =
     "id, session_id, created_at, expires_at, rotated_at, successor_id, successor_sealed";
@@ -89,6 +89,7 @@ pub(super) fn joined_user(row: &PgRow) -> StoreResult<Option<User>> {
         email: email.map(Email::from_stored),
         name: get(row, "u_name")?,
         active: get(row, "u_active")?,
+        email_verified: get(row, "u_email_verified")?,
         created_at: get(row, "u_created_at")?,
     }))
 }
@@ -112,6 +113,7 @@ pub(super) fn otp_challenge(
     let hash: Vec<u8> = get(row, "code_hash")?;
     let attempts: i32 = get(row, "attempts")?;
     let device: Option<String> = get(row, "device")?;
+    let user_id: Option<Uuid> = get(row, "user_id")?;
     let device = match device {
         Some(json) => serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("challenge device: {e}")))?,
@@ -120,7 +122,9 @@ pub(super) fn otp_challenge(
     Ok((
         sessiond_core::otp::OtpChallenge {
             id: get(row, "id")?,
+            purpose: parse("challenge purpose", &get::<String>(row, "purpose")?)?,
             email: get(row, "email")?,
+            user_id: user_id.map(UserId::from_uuid),
             code_hash: sessiond_core::TokenHash::from_slice(&hash)
                 .ok_or_else(|| StoreError::Corrupt("code hash is not 32 bytes".into()))?,
             created_at: get(row, "created_at")?,

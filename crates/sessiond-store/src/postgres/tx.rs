@@ -26,7 +26,8 @@ use uuid::Uuid;
 use super::lease::Lease;
 use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts};
 use crate::{
-    LiveWindow, NewRefreshToken, NewSession, NewUser, StoreError, StoreResult, Tx, UserProfile,
+    LiveWindow, NewRefreshToken, NewSession, NewUser, StoreError, StoreResult, Tx, UserChanges,
+    UserProfile,
 };
 
 /// A transaction on a leased connection. BEGIN, COMMIT and ROLLBACK are sent here rather
@@ -212,17 +213,18 @@ impl Tx for PostgresTx {
     async fn insert_user(&mut self, new: &NewUser) -> StoreResult<User> {
         self.run(async |conn| {
             sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, true, $5, $5)",
-        )
-        .bind(new.id.as_uuid())
-        .bind(new.email.as_ref().map(|e| e.as_str()))
-        .bind(new.name.as_deref())
-        .bind(new.password_hash.as_deref())
-        .bind(ts(new.created_at))
-        .execute(conn)
-        .await
-        .map_err(db_error)
+                "INSERT INTO users (id, email, name, password_hash, active, email_verified, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, true, $5, $6, $6)",
+            )
+            .bind(new.id.as_uuid())
+            .bind(new.email.as_ref().map(|e| e.as_str()))
+            .bind(new.name.as_deref())
+            .bind(new.password_hash.as_deref())
+            .bind(new.email_verified)
+            .bind(ts(new.created_at))
+            .execute(conn)
+            .await
+            .map_err(db_error)
         })
         .await?;
         Ok(User {
@@ -230,10 +232,89 @@ impl Tx for PostgresTx {
             email: new.email.clone(),
             name: new.name.clone(),
             active: true,
+            email_verified: new.email_verified,
             created_at: new.created_at,
             mobile: None,
             profile: None,
         })
+    }
+
+    async fn set_password_hash(
+        &mut self,
+        id: UserId,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = self
+            .run(async |conn| {
+                sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                    .bind(hash)
+                    .bind(ts(at))
+                    .bind(id.as_uuid())
+                    .execute(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_user(
+        &mut self,
+        id: UserId,
+        changes: &UserChanges,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        // A NULL parameter keeps its column; the name's own NULL (clear it) is told
+        // apart by $2.
+        self.run(async |conn| {
+            sqlx::query(
+                "UPDATE users SET \
+                   name = CASE WHEN $2 THEN $1 ELSE name END, \
+                   email = COALESCE($3, email), \
+                   email_verified = COALESCE($4, email_verified), \
+                   updated_at = $5 \
+                 WHERE id = $6",
+            )
+            .bind(changes.name.clone().flatten())
+            .bind(changes.name.is_some())
+            .bind(changes.email.as_ref().map(|e| e.as_str()))
+            .bind(changes.email_verified)
+            .bind(ts(at))
+            .bind(id.as_uuid())
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+        .await?;
+        self.run(async |conn| user(conn, id, Lock::None).await)
+            .await
+    }
+
+    async fn delete_user(&mut self, id: UserId) -> StoreResult<bool> {
+        let deleted = self
+            .run(async |conn| {
+                // One statement, so it is one round trip; refresh tokens go with their
+                // sessions (ON DELETE CASCADE).
+                sqlx::query(
+                    "WITH gone_sessions AS (DELETE FROM sessions WHERE user_id = $1), \
+                     gone_identities AS (DELETE FROM identities WHERE user_id = $1), \
+                     gone_codes AS (DELETE FROM otp_challenges WHERE user_id = $1 \
+                        OR email = (SELECT email FROM users WHERE id = $1)) \
+                     SELECT 1",
+                )
+                .bind(id.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+                sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .execute(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        Ok(deleted.rows_affected() == 1)
     }
 
     async fn lock_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
@@ -548,8 +629,8 @@ impl Tx for PostgresTx {
         let device =
             serde_json::to_string(device).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
         self.run(async |conn| sqlx::query(
-            "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, consumed_at, device) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, \
+             consumed_at, device, purpose, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&c.id)
         .bind(&c.email)
@@ -559,6 +640,8 @@ impl Tx for PostgresTx {
         .bind(i32::try_from(c.attempts).unwrap_or(i32::MAX))
         .bind(c.consumed_at.map(ts))
         .bind(device)
+        .bind(c.purpose.as_str())
+        .bind(c.user_id.map(|u| u.as_uuid()))
         .execute(conn)
         .await
         .map_err(db_error))
@@ -573,8 +656,8 @@ impl Tx for PostgresTx {
         let row = self
             .run(async |conn| {
                 sqlx::query(
-            "SELECT id, email, code_hash, created_at, expires_at, attempts, consumed_at, device \
-             FROM otp_challenges WHERE id = $1 FOR UPDATE",
+            "SELECT id, purpose, email, user_id, code_hash, created_at, expires_at, attempts, \
+             consumed_at, device FROM otp_challenges WHERE id = $1 FOR UPDATE",
         )
         .bind(id)
         .fetch_optional(conn)

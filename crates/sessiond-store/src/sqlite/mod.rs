@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::SigningKey;
+use sessiond_core::otp::OtpPurpose;
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::revocation::{FeedBounds, Revocation};
 use sessiond_core::{Email, RefreshTokenId, Session, SessionId, TokenHash, User, UserId};
@@ -27,7 +28,10 @@ use sqlx::sqlite::{
 
 use self::rows::{USER_COLUMNS, db_error, ms};
 use self::writer::Writer;
-use crate::{LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials};
+use crate::{
+    Identity, LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials,
+    UserQuery,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/sqlite/migrations");
 
@@ -88,6 +92,26 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The one user `sql` selects (its columns and `password_hash`) by `key`.
+    async fn credentials(&self, sql: &str, key: String) -> StoreResult<Option<UserCredentials>> {
+        let row = sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(user) = rows::joined_user(&row)? else {
+            return Ok(None);
+        };
+        let password_hash = sqlx::Row::try_get(&row, "password_hash").map_err(db_error)?;
+        Ok(Some(UserCredentials {
+            user,
+            password_hash,
+        }))
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -134,20 +158,64 @@ impl Store for SqliteStore {
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
         let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = ?");
-        let row = sqlx::query(&sql)
-            .bind(email.as_str())
-            .fetch_optional(&self.reader)
+        self.credentials(&sql, email.as_str().to_owned()).await
+    }
+
+    async fn user_credentials(&self, id: UserId) -> StoreResult<Option<UserCredentials>> {
+        let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.id = ?");
+        self.credentials(&sql, id.to_string()).await
+    }
+
+    async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
+        // Every filter is optional: a NULL parameter switches its condition off. The
+        // prefix is a range on the lower-cased email (its UNIQUE index) or name (its
+        // expression index): BINARY collation compares UTF-8 bytes, and no character
+        // sorts above U+10FFFF.
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u \
+             WHERE (?1 IS NULL OR u.email = ?1) \
+               AND (?2 IS NULL OR (u.email >= ?2 AND u.email < ?3) \
+                    OR (lower(u.name) >= ?2 AND lower(u.name) < ?3)) \
+               AND (?4 IS NULL OR u.active = ?4) \
+               AND (?5 IS NULL OR u.id > ?5) \
+             ORDER BY u.id LIMIT ?6"
+        );
+        let upper = q.prefix.as_ref().map(|p| format!("{p}\u{10FFFF}"));
+        let found = sqlx::query(&sql)
+            .bind(q.email.as_ref().map(Email::as_str))
+            .bind(q.prefix.as_deref())
+            .bind(upper)
+            .bind(q.active)
+            .bind(q.after.map(|a| a.to_string()))
+            .bind(i64::from(q.limit))
+            .fetch_all(&self.reader)
             .await
             .map_err(db_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let Some(user) = rows::joined_user(&row)? else {
-            return Ok(None);
-        };
-        let password_hash = sqlx::Row::try_get(&row, "password_hash").map_err(db_error)?;
-        Ok(Some(UserCredentials {
-            user,
-            password_hash,
-        }))
+        found
+            .iter()
+            .filter_map(|r| rows::joined_user(r).transpose())
+            .collect()
+    }
+
+    async fn identities_of_user(&self, id: UserId) -> StoreResult<Vec<Identity>> {
+        let found = sqlx::query(
+            "SELECT provider, external_id, created_at FROM identities \
+             WHERE user_id = ? ORDER BY created_at, provider",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        found
+            .iter()
+            .map(|r| {
+                Ok(Identity {
+                    provider: sqlx::Row::try_get(r, "provider").map_err(db_error)?,
+                    external_id: sqlx::Row::try_get(r, "external_id").map_err(db_error)?,
+                    created_at: rows::time(sqlx::Row::try_get(r, "created_at").map_err(db_error)?)?,
+                })
+            })
+            .collect()
     }
 
     async fn session_with_user(
@@ -238,13 +306,19 @@ impl Store for SqliteStore {
         rows.iter().map(rows::signing_key).collect()
     }
 
-    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        let latest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(created_at) FROM otp_challenges WHERE email = ?")
-                .bind(email)
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_error)?;
+    async fn latest_otp_challenge_at(
+        &self,
+        email: &str,
+        purpose: OtpPurpose,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let latest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM otp_challenges WHERE email = ? AND purpose = ?",
+        )
+        .bind(email)
+        .bind(purpose.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_error)?;
         latest.map(rows::time).transpose()
     }
 

@@ -22,7 +22,9 @@ use super::rows::{
 };
 use super::writer::{WriteTx, write_error};
 use crate::revocation_rows::FactRow;
-use crate::{LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserProfile};
+use crate::{
+    LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserChanges, UserProfile,
+};
 
 static SESSION_WITH_USER: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -61,8 +63,8 @@ pub(super) const TOUCH_SESSION: &str =
 const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
      (id, session_id, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-const OTP_CHALLENGE: &str = "SELECT id, email, code_hash, created_at, expires_at, attempts, \
-     consumed_at, device FROM otp_challenges WHERE id = ?";
+const OTP_CHALLENGE: &str = "SELECT id, purpose, email, user_id, code_hash, created_at, \
+     expires_at, attempts, consumed_at, device FROM otp_challenges WHERE id = ?";
 
 pub(super) struct SqliteTx {
     tx: WriteTx,
@@ -198,13 +200,14 @@ fn ids(raw: Vec<String>) -> StoreResult<Vec<SessionId>> {
 impl Tx for SqliteTx {
     async fn insert_user(&mut self, new: &NewUser) -> StoreResult<User> {
         self.execute(
-            "INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)",
+            "INSERT INTO users (id, email, name, password_hash, active, email_verified, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6)",
             params![
                 new.id.to_string(),
                 new.email.as_ref().map(Email::as_str),
                 new.name.as_deref(),
                 new.password_hash.as_deref(),
+                new.email_verified,
                 ms(new.created_at),
             ],
         )?;
@@ -213,6 +216,7 @@ impl Tx for SqliteTx {
             email: new.email.clone(),
             name: new.name.clone(),
             active: true,
+            email_verified: new.email_verified,
             created_at: new.created_at,
             mobile: None,
             profile: None,
@@ -235,6 +239,59 @@ impl Tx for SqliteTx {
             params![active, ms(at), id.to_string()],
         )?;
         self.user(id)
+    }
+
+    async fn set_password_hash(
+        &mut self,
+        id: UserId,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let changed = self.execute(
+            "UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3",
+            params![hash, ms(at), id.to_string()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    async fn update_user(
+        &mut self,
+        id: UserId,
+        changes: &UserChanges,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        // Each column keeps its value where its parameter is NULL; the name's own NULL
+        // (clear it) is told apart by ?2.
+        self.execute(
+            "UPDATE users SET \
+               name = CASE WHEN ?2 THEN ?1 ELSE name END, \
+               email = COALESCE(?3, email), \
+               email_verified = COALESCE(?4, email_verified), \
+               updated_at = ?5 \
+             WHERE id = ?6",
+            params![
+                changes.name.clone().flatten(),
+                changes.name.is_some(),
+                changes.email.as_ref().map(Email::as_str),
+                changes.email_verified,
+                ms(at),
+                id.to_string(),
+            ],
+        )?;
+        self.user(id)
+    }
+
+    async fn delete_user(&mut self, id: UserId) -> StoreResult<bool> {
+        let id = id.to_string();
+        // Refresh tokens go with their sessions (ON DELETE CASCADE).
+        self.execute("DELETE FROM sessions WHERE user_id = ?", [&id])?;
+        self.execute("DELETE FROM identities WHERE user_id = ?", [&id])?;
+        self.execute(
+            "DELETE FROM otp_challenges WHERE user_id = ?1 \
+             OR email = (SELECT email FROM users WHERE id = ?1)",
+            [&id],
+        )?;
+        Ok(self.execute("DELETE FROM users WHERE id = ?", [&id])? == 1)
     }
 
     async fn lock_session(
@@ -442,7 +499,8 @@ impl Tx for SqliteTx {
             serde_json::to_string(device).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
         self.execute(
             "INSERT INTO otp_challenges (id, email, code_hash, created_at, expires_at, attempts, \
-             consumed_at, device) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             consumed_at, device, purpose, user_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 c.id,
                 c.email,
@@ -452,6 +510,8 @@ impl Tx for SqliteTx {
                 i64::from(c.attempts),
                 c.consumed_at.map(ms),
                 device,
+                c.purpose.as_str(),
+                c.user_id.map(|u| u.to_string()),
             ],
         )?;
         Ok(())

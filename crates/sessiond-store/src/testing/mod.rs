@@ -9,7 +9,11 @@ use sessiond_core::jwt::SigningKey;
 use sessiond_core::refresh::StoredRefreshToken;
 use sessiond_core::{Email, Session, SessionId, TokenHash, User, UserId};
 
-use crate::{LiveWindow, PurgeBefore, Store, StoreResult, Tx, UserCredentials};
+use sessiond_core::otp::OtpPurpose;
+
+use crate::{
+    Identity, LiveWindow, PurgeBefore, Store, StoreResult, Tx, UserCredentials, UserQuery,
+};
 
 /// A store that owns what must outlive it (its temporary folder, its test database) and
 /// passes every call through. Field order is drop order: the store closes first.
@@ -56,6 +60,18 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
         self.store.user_by_email(email).await
+    }
+
+    async fn user_credentials(&self, id: UserId) -> StoreResult<Option<UserCredentials>> {
+        self.store.user_credentials(id).await
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> StoreResult<Vec<User>> {
+        self.store.list_users(query).await
+    }
+
+    async fn identities_of_user(&self, id: UserId) -> StoreResult<Vec<Identity>> {
+        self.store.identities_of_user(id).await
     }
 
     async fn session_with_user(
@@ -127,8 +143,12 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
         self.store.purge_ended_sessions(before).await
     }
 
-    async fn latest_otp_challenge_at(&self, email: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        self.store.latest_otp_challenge_at(email).await
+    async fn latest_otp_challenge_at(
+        &self,
+        email: &str,
+        purpose: OtpPurpose,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        self.store.latest_otp_challenge_at(email, purpose).await
     }
 
     async fn purge_otp_challenges(

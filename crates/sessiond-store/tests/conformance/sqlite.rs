@@ -47,6 +47,7 @@ async fn two_stores_on_one_file_both_write() {
             email: Some(sessiond_core::Email::parse(&format!("user{i}@example.com")).unwrap()),
             name: None,
             password_hash: None,
+            email_verified: false,
             created_at: now,
         };
         writes.push(tokio::spawn(async move {
@@ -85,6 +86,7 @@ async fn a_write_waiting_for_another_process_does_not_block_the_runtime() {
             email: None,
             name: None,
             password_hash: None,
+            email_verified: false,
             created_at: chrono::Utc::now(),
         })
         .await?;

@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod exchange;

@@ -236,6 +236,17 @@ impl TestApp {
         self.keys_reloader.reload_keys().await.expect("keys reload");
     }
 
+    /// The stored password hash of the user at `email`.
+    pub async fn service_password_hash(&self, email: &str) -> String {
+        let email = sessiond_core::Email::parse(email).expect("an email");
+        self.store
+            .user_by_email(&email)
+            .await
+            .expect("read")
+            .and_then(|c| c.password_hash)
+            .expect("a user with a password")
+    }
+
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
         use sessiond_core::Clock;
         self.clock.now()

@@ -106,12 +106,12 @@ impl SmtpServer {
     }
 }
 
-/// The one-time code in a mail rendered from the built-in text template: the digits on
-/// the first non-empty line after "sign-in code is:".
+/// The one-time code in a mail rendered from a built-in template: the first line of
+/// nothing but 4 to 10 digits.
 pub fn code_in(mail: &str) -> Option<String> {
-    let after = &mail[mail.find("sign-in code is:")? + "sign-in code is:".len()..];
-    let line = after.lines().map(str::trim).find(|l| !l.is_empty())?;
-    line.chars()
-        .all(|c| c.is_ascii_digit())
-        .then(|| line.to_owned())
+    // Every template puts the code alone on its line, indented.
+    mail.lines()
+        .map(str::trim)
+        .find(|l| (4..=10).contains(&l.len()) && l.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
 }
