@@ -51,10 +51,7 @@ pub struct VerifyService<S> {
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for VerifyService<S>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
     ResBody: From<String> + 'static,

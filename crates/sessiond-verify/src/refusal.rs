@@ -23,7 +23,9 @@ impl Refused {
 
     /// sessiond's code: `TOKEN_NOT_PROVIDED` or the verifier's.
     pub fn code(&self) -> &'static str {
-        self.0.as_ref().map_or("TOKEN_NOT_PROVIDED", VerifyError::code)
+        self.0
+            .as_ref()
+            .map_or("TOKEN_NOT_PROVIDED", VerifyError::code)
     }
 
     pub fn status(&self) -> StatusCode {

@@ -74,7 +74,10 @@ async fn a_denied_session_is_refused_with_its_reason() {
     let verifier = verifier(&signer, config(), Duration::ZERO);
     verifier.deny_session("sid-1", "logout");
     assert_eq!(
-        verifier.verify(&signer.token("sid-1", 60)).await.unwrap_err(),
+        verifier
+            .verify(&signer.token("sid-1", 60))
+            .await
+            .unwrap_err(),
         VerifyError::SessionRevoked {
             reason: "logout".into()
         }
@@ -89,7 +92,10 @@ async fn past_the_staleness_bound_every_check_fails_closed() {
     config.staleness_bound = Duration::from_secs(5);
     let verifier = verifier(&signer, config, Duration::from_secs(6));
     assert_eq!(
-        verifier.verify(&signer.token("sid-1", 60)).await.unwrap_err(),
+        verifier
+            .verify(&signer.token("sid-1", 60))
+            .await
+            .unwrap_err(),
         VerifyError::FeedStale
     );
     // Expiry is still told apart: it needs no feed.
@@ -109,10 +115,16 @@ async fn the_introspection_fallback_fails_closed_when_sessiond_is_unreachable() 
     let verifier = verifier(&signer, config, Duration::from_secs(6));
     let started = std::time::Instant::now();
     assert_eq!(
-        verifier.verify(&signer.token("sid-1", 60)).await.unwrap_err(),
+        verifier
+            .verify(&signer.token("sid-1", 60))
+            .await
+            .unwrap_err(),
         VerifyError::FeedStale
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "bounded by the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by the timeout"
+    );
     // A bad token is refused for what it is, without asking anyone.
     assert_eq!(
         verifier.verify("not.a.token").await.unwrap_err(),
@@ -202,6 +214,9 @@ mod layer {
         let verifier = verifier(&signer, config, Duration::from_secs(2));
         let bearer = format!("Bearer {}", signer.token("sid-1", 60));
         let (status, body, calls) = send(&verifier, Some(&bearer)).await;
-        assert_eq!((status, code(&body), calls), (503, "REVOCATION_FEED_STALE".into(), 0));
+        assert_eq!(
+            (status, code(&body), calls),
+            (503, "REVOCATION_FEED_STALE".into(), 0)
+        );
     }
 }
