@@ -5,7 +5,13 @@
 //! `at+jwt`, `iss`, `aud`, `exp` with no leeway) and keeps a deny-set that sessiond's
 //! revocation feed (`/v1/revocations/stream`) fills as sessions end. If the feed goes
 //! quiet for longer than the staleness bound, every check fails closed with
-//! [`VerifyError::FeedStale`] rather than accept a token that may have been revoked.
+//! [`VerifyError::FeedStale`] rather than accept a token that may have been revoked — or,
+//! with [`Config::introspection_fallback`], asks sessiond about each token until the feed
+//! is back.
+//!
+//! Framework integrations, each behind a feature, answer refusals as sessiond does
+//! (`Refused`): `axum` (the `extract::VerifiedToken` extractor) and `tower`
+//! (`layer::VerifyLayer`, which puts the [`Claims`] in the request's extensions).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sessiond_verify::StartError> {
