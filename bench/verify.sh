@@ -122,6 +122,9 @@ run_program() {
     fi
 }
 
+# Nothing here waits for a quiet machine (bench/run.sh does): the load average says how
+# busy it was when the programs started.
+LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 run_program rust "$BENCH_BIN/verify-rust"
 
 JS_DIR="$ROOT/clients/verify-js"
@@ -161,6 +164,7 @@ FACTS="$WORK/facts.txt"
     echo "commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- crates clients bench 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "settings=$SECONDS_PER_RUN s per throughput run, $REVOCATIONS revocations, $REVOKED revoked live sessions seeded (2 h access tokens)"
     echo "seeding=$SEEDED"
+    echo "load=$LOAD"
     echo "sessiond_rss_mib=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$SESSIOND_PID/status")"
 } >"$FACTS"
 
@@ -188,7 +192,9 @@ out.append(
 )
 out.append("")
 out.append(f"Load: {facts['settings']}; sessiond (release, SQLite) and the bench program share the machine. "
-           f"Seeding: {facts['seeding']}. sessiond's peak RSS: {facts['sessiond_rss_mib']} MiB.")
+           f"Seeding: {facts['seeding']}. sessiond's peak RSS: {facts['sessiond_rss_mib']} MiB. "
+           f"Load average (1, 5, 15 min) as the programs started: {facts['load']} "
+           f"(on a machine shared with other work the figures vary between runs; re-run on a quiet one).")
 out.append("")
 out.append("| language | bare checks/s | verifier checks/s | ratio | heap (deny-set + keys) | RSS | denied sessions | revocation p50 | revocation p99 |")
 out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
