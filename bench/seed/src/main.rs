@@ -3,12 +3,16 @@
 //! ```text
 //! seed sessions URL N ACCESS_OUT REFRESH_OUT [USERS]   # POST /v1/admin/sessions × N
 //! seed users    URL N PASSWORD EMAILS_OUT TAG          # POST /v1/users × N (registration)
+//! seed revoked  URL N [USERS]                          # POST then DELETE /v1/admin/sessions × N
 //! ```
 //!
 //! The admin key comes from `SESSIOND_ADMIN_API_KEY`; `SEED_CONCURRENCY` (default 32) and
 //! `SEED_DEADLINE_SECS` (default 600) bound the work. `sessions` spreads the N sessions
 //! over USERS users (default N: one user per session) and writes one access token and
-//! one refresh token per line, in the same order. Any failed request fails the run.
+//! one refresh token per line, in the same order. `revoked` makes N sessions (over USERS
+//! users, default 1 000) and ends each at once through the admin API: revocations whose
+//! tokens are still alive, which a verifier's snapshot must hold. Any failed request fails
+//! the run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +30,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  seed sessions URL N ACCESS_OUT REFRESH_OUT [USERS]\n  seed users URL N PASSWORD EMAILS_OUT TAG"
+        "usage:\n  seed sessions URL N ACCESS_OUT REFRESH_OUT [USERS]\n  seed users URL N PASSWORD EMAILS_OUT TAG\n  seed revoked URL N [USERS]"
     );
     std::process::exit(2)
 }
@@ -51,6 +55,29 @@ async fn post(
             Ok(resp) if resp.status().is_success() => {
                 return resp.json::<Value>().await.map_err(|e| e.to_string());
             }
+            Ok(resp) if resp.status() == 429 || resp.status() == 503 => {
+                last = format!("{}", resp.status());
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                return Err(format!("{status}: {text}"));
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("gave up after retries: {last}"))
+}
+
+/// One admin DELETE, retried like [`post`]; a 204 is success.
+async fn delete(client: &reqwest::Client, url: &str, key: &str) -> Result<Value, String> {
+    let mut last = String::new();
+    for attempt in 0..8u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+        }
+        match client.delete(url).bearer_auth(key).send().await {
+            Ok(resp) if resp.status().is_success() => return Ok(Value::Null),
             Ok(resp) if resp.status() == 429 || resp.status() == 503 => {
                 last = format!("{}", resp.status());
             }
@@ -176,6 +203,38 @@ async fn main() {
                 let mut out = emails.join("\n");
                 out.push('\n');
                 std::fs::write(&args[4], out).map_err(|e| e.to_string())?;
+                Ok(n)
+            }
+            Some("revoked") if args.len() >= 3 => {
+                let base = format!("{}/v1/admin/sessions", args[1].trim_end_matches('/'));
+                let n: usize = args[2].parse().unwrap_or_else(|_| usage());
+                let users: usize = args
+                    .get(3)
+                    .and_then(|u| u.parse().ok())
+                    .unwrap_or(1000)
+                    .max(1);
+                let key = std::env::var("SESSIOND_ADMIN_API_KEY")
+                    .unwrap_or_else(|_| panic!("SESSIOND_ADMIN_API_KEY is not set"));
+                let user_ids: Arc<Vec<Uuid>> =
+                    Arc::new((0..users).map(|_| Uuid::new_v4()).collect());
+                let results = run_all(n, move |i| {
+                    let (client, base, key) = (client.clone(), base.clone(), key.clone());
+                    let user = user_ids[i % user_ids.len()];
+                    async move {
+                        let body = json!({"user_id": user.to_string(), "device": {"label": "bench", "user_agent": "seed"}});
+                        let grant = post(&client, &base, Some(&key), &body).await?;
+                        let id = grant
+                            .get("session")
+                            .and_then(|s| s.get("id"))
+                            .and_then(Value::as_str)
+                            .ok_or("no session id in answer")?;
+                        delete(&client, &format!("{base}/{id}"), &key).await
+                    }
+                })
+                .await;
+                for r in &results {
+                    r.as_ref().map_err(Clone::clone)?;
+                }
                 Ok(n)
             }
             _ => usage(),

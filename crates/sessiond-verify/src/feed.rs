@@ -151,6 +151,8 @@ async fn stream_once(shared: &Arc<Shared>, cursor: &mut u64) -> Outcome {
                     if let Some(id) = id {
                         *cursor = id;
                     }
+                    // A fact proves the stream alive as well as a heartbeat does.
+                    heard(shared);
                 }
             }
         }

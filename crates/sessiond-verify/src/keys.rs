@@ -46,6 +46,14 @@ impl Keys {
         Ok(keys)
     }
 
+    #[cfg(test)]
+    pub(crate) fn with(keys: Vec<(String, DecodingKey)>) -> Self {
+        Self {
+            by_kid: RwLock::new(keys.into_iter().collect()),
+            last_unknown_fetch: Mutex::new(None),
+        }
+    }
+
     pub(crate) async fn refresh(
         &self,
         http: &reqwest::Client,

@@ -5,7 +5,13 @@
 //! `at+jwt`, `iss`, `aud`, `exp` with no leeway) and keeps a deny-set that sessiond's
 //! revocation feed (`/v1/revocations/stream`) fills as sessions end. If the feed goes
 //! quiet for longer than the staleness bound, every check fails closed with
-//! [`VerifyError::FeedStale`] rather than accept a token that may have been revoked.
+//! [`VerifyError::FeedStale`] rather than accept a token that may have been revoked — or,
+//! with [`Config::introspection_fallback`], asks sessiond about each token until the feed
+//! is back.
+//!
+//! Framework integrations, each behind a feature, answer refusals as sessiond does
+//! (`Refused`): `axum` (the `extract::VerifiedToken` extractor) and `tower`
+//! (`layer::VerifyLayer`, which puts the [`Claims`] in the request's extensions).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sessiond_verify::StartError> {
@@ -27,7 +33,17 @@ mod denylist;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod feed;
+mod introspect;
 mod keys;
+#[cfg(feature = "tower")]
+pub mod layer;
+#[cfg(any(feature = "axum", feature = "tower"))]
+mod refusal;
+#[cfg(test)]
+mod tests;
+
+#[cfg(any(feature = "axum", feature = "tower"))]
+pub use refusal::Refused;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,6 +68,14 @@ pub struct Config {
     pub staleness_bound: Duration,
     /// Least time between two JWKS fetches caused by unknown `kid`s.
     pub jwks_cooldown: Duration,
+    /// While the feed is stale, ask sessiond (`POST /v1/introspect` with `api_key`) about
+    /// each token instead of refusing it at once: the check then costs a round trip, but
+    /// users keep working through a feed outage that is not an outage of sessiond. When
+    /// sessiond cannot answer either, the check still fails closed with `FeedStale`.
+    /// Off by default.
+    pub introspection_fallback: bool,
+    /// How long one fallback introspection may take before the check fails closed.
+    pub introspection_timeout: Duration,
 }
 
 impl Config {
@@ -63,6 +87,8 @@ impl Config {
             audience: audience.to_owned(),
             staleness_bound: Duration::from_secs(15),
             jwks_cooldown: Duration::from_secs(10),
+            introspection_fallback: false,
+            introspection_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -212,6 +238,9 @@ impl Verifier {
             });
         }
         if shared.heard.lock().expect("heard lock").elapsed() > shared.config.staleness_bound {
+            if shared.config.introspection_fallback {
+                return introspect::ask(shared, token, claims).await;
+            }
             return Err(VerifyError::FeedStale);
         }
         if let Some(reason) = shared.denied.refusal(&claims, now) {
@@ -223,6 +252,36 @@ impl Verifier {
     /// How many revocations the verifier holds (sessions, users).
     pub fn denied_count(&self) -> (usize, usize) {
         self.shared.denied.len()
+    }
+}
+
+#[cfg(test)]
+impl Verifier {
+    /// A verifier that never talked to sessiond, for unit tests: `keys` as its JWKS, an
+    /// empty deny-set, the feed last heard `silent_for` ago, nothing followed.
+    pub(crate) fn offline(
+        config: Config,
+        keys: Vec<(String, jsonwebtoken::DecodingKey)>,
+        silent_for: Duration,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            keys: Keys::with(keys),
+            denied: DenyList::default(),
+            heard: Mutex::new(Instant::now() - silent_for),
+            http: reqwest::Client::new(),
+            config,
+        });
+        Self {
+            shared,
+            follower: Arc::new(tokio::spawn(async {})),
+        }
+    }
+
+    pub(crate) fn deny_session(&self, sid: &str, reason: &str) {
+        let until = Utc::now() + chrono::Duration::hours(1);
+        self.shared
+            .denied
+            .deny_session(sid.into(), reason.into(), until);
     }
 }
 

@@ -9,4 +9,5 @@ mod binary;
 mod clients_js;
 mod multi_instance;
 mod proxies;
+mod verifier_conformance;
 mod verify_rust;

@@ -7,8 +7,6 @@
 //! Redis variant does the same for Redis on 127.0.0.1:6379.
 
 use std::future::Future;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,12 +18,12 @@ use tempfile::TempDir;
 use tokio::task::JoinSet;
 
 use crate::common::{
-    Api, Server, expect, expect_problem, kid_of, run, say, sessiond, tempdir, token,
+    Api, REDIS_URL, Server, expect, expect_problem, in_ci, kid_of, redis_ping, run, say, sessiond,
+    tempdir, token,
 };
 
 /// The admin key every instance of a cluster shares (at least 32 characters).
 const ADMIN_KEY: &str = "multi-instance-test-admin-key-0123456789";
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// How long a poll loop waits for something that should happen at once.
 const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -220,32 +218,6 @@ async fn revoked_on(instance: &Instance, access: &str) -> (Value, usize) {
             "still accepted {PATIENCE:?} after the revocation ({stale} polls)"
         );
     }
-}
-
-fn redis_ping() -> Result<(), String> {
-    let addr: SocketAddr = "127.0.0.1:6379".parse().expect("an address");
-    let mut conn =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    conn.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
-    let mut answer = [0u8; 7];
-    conn.read_exact(&mut answer).map_err(|e| e.to_string())?;
-    if &answer == b"+PONG\r\n" {
-        Ok(())
-    } else {
-        Err(format!(
-            "answered {:?} to PING",
-            String::from_utf8_lossy(&answer)
-        ))
-    }
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| {
-        let v = v.trim();
-        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
-    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,28 +1,25 @@
-//! The Rust verifier (`sessiond-verify`) against the real binary: local checks that
-//! honour revocation through the feed, fail closed when the feed is gone, resume after a
-//! restart, start from a snapshot, and refuse the JWT attack set.
+//! What the Rust verifier (`sessiond-verify`) does beyond the shared conformance scenario
+//! (`verifier_conformance.rs`, which runs it through its axum extractor and tower layer):
+//! the introspection fallback. With the revocation stream cut — and only the stream, by a
+//! TCP relay between the verifier and the real binary — a verifier past its staleness
+//! bound asks sessiond about each token; without sessiond it still fails closed.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::Method;
 use serde_json::json;
 use sessiond_verify::{Config, Verifier, VerifyError};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::*;
 
 const ADMIN_KEY: &str = "admin-key-for-the-verifier-tests-0123456789";
 const VERIFIER_KEY: &str = "verifier-key-for-the-verifier-tests-012345";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// Just over sessiond's 5 s heartbeat.
+const STALENESS: Duration = Duration::from_secs(6);
 
 fn start(dir: &Path, port: u16) -> Server {
     let mut cmd = sessiond(dir);
@@ -30,6 +27,7 @@ fn start(dir: &Path, port: u16) -> Server {
         .arg(dir.join("data"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .env("SESSIOND_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SESSIOND_LOG_FORMAT", "json")
         .env(
             "SESSIOND_VERIFIER_API_KEYS",
             format!("[\"{VERIFIER_KEY}\"]"),
@@ -37,29 +35,24 @@ fn start(dir: &Path, port: u16) -> Server {
     Server::start(cmd)
 }
 
-fn api_of(server: &Server) -> Api {
-    let mut api = server.api();
-    api.admin_key = ADMIN_KEY.to_owned();
-    api
-}
-
-async fn start_verifier(port: u16, staleness: Duration) -> Verifier {
+async fn start_verifier(port: u16, introspection_fallback: bool) -> Verifier {
     let mut config = Config::new(
         &format!("http://127.0.0.1:{port}"),
         VERIFIER_KEY,
         "sessiond",
         "sessiond",
     );
-    config.staleness_bound = staleness;
+    config.staleness_bound = STALENESS;
+    config.introspection_fallback = introspection_fallback;
     Verifier::start(config).await.expect("verifier starts")
 }
 
-/// Waits (briefly) until `check` holds; how long it took.
+/// Waits until `check` holds, failing past `limit`.
 async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !check().await {
         assert!(started.elapsed() < limit, "not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     started.elapsed()
 }
@@ -68,205 +61,140 @@ fn token_of(grant: &serde_json::Value) -> String {
     grant["access_token"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn local_checks_honour_revocations_from_the_feed() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_feed_cut_the_fallback_asks_sessiond_and_without_sessiond_fails_closed() {
     let dir = tempdir();
     let port = free_port();
     let server = start(dir.path(), port);
-    let api = api_of(&server);
-    let email = "verified@example.com";
-    let grant = api.register(email).await;
-    let token = token_of(&grant);
-    let verifier = start_verifier(port, Duration::from_secs(15)).await;
+    let mut api = server.api();
+    api.admin_key = ADMIN_KEY.to_owned();
+    let relay = FeedCutter::start(port).await;
 
-    let claims = verifier
-        .verify(&token)
-        .await
-        .expect("a fresh token verifies");
-    assert_eq!(claims.sid, grant["session"]["id"].as_str().unwrap());
-
-    // Logout: refused locally within the feed's latency.
-    api.post_as("/v1/logout", &token, json!({})).await.ok(204);
-    let took = within(Duration::from_secs(1), async || {
-        matches!(
-            verifier.verify(&token).await,
-            Err(VerifyError::SessionRevoked { ref reason }) if reason == "logout"
-        )
-    })
-    .await;
-    println!("logout refused by the verifier after {took:?}");
-
-    // Deactivation: every token of the user is refused.
-    let a = api.login(email).await.ok(200);
-    let b = api.login(email).await.ok(200);
-    verifier.verify(&token_of(&a)).await.unwrap();
-    let user_id = grant["user"]["id"].as_str().unwrap();
-    api.admin(
-        Method::PATCH,
-        &format!("/v1/admin/users/{user_id}"),
-        Some(json!({"active": false})),
-    )
-    .await
-    .ok(200);
-    for t in [token_of(&a), token_of(&b)] {
-        within(Duration::from_secs(1), async || {
-            verifier.verify(&t).await.is_err()
-        })
-        .await;
-        assert_eq!(
-            verifier.verify(&t).await.unwrap_err(),
-            VerifyError::SessionRevoked {
-                reason: "user_deactivated".into()
-            }
-        );
-    }
-
-    // A verifier started after the revocations learns them from the snapshot.
-    let late = start_verifier(port, Duration::from_secs(15)).await;
-    assert!(matches!(
-        late.verify(&token_of(&a)).await,
-        Err(VerifyError::SessionRevoked { .. })
-    ));
-    assert!(late.denied_count().0 >= 3);
-    server.stop();
-}
-
-#[tokio::test]
-async fn the_verifier_fails_closed_when_the_feed_is_gone_and_resumes_after_a_restart() {
-    let dir = tempdir();
-    let port = free_port();
-    let server = start(dir.path(), port);
-    let api = api_of(&server);
-    let email = "restarted@example.com";
+    let email = "introspected@example.com";
     api.register(email).await;
-    let staleness = Duration::from_secs(7);
-    let verifier = start_verifier(port, staleness).await;
-    let grant = api.login(email).await.ok(200);
-    let token = token_of(&grant);
-    verifier.verify(&token).await.unwrap();
-
-    server.stop();
-    // No heartbeat: within the bound (plus a heartbeat's slack) every check fails closed.
-    within(staleness + Duration::from_secs(3), async || {
-        verifier.verify(&token).await.err() == Some(VerifyError::FeedStale)
-    })
-    .await;
-
-    let server = start(dir.path(), port);
-    let api = api_of(&server);
-    within(Duration::from_secs(10), async || {
-        verifier.verify(&token).await.is_ok()
-    })
-    .await;
-    // Revocations after the restart arrive as before, from the cursor it kept.
-    api.post_as("/v1/logout", &token, json!({})).await.ok(204);
-    within(Duration::from_secs(1), async || {
-        matches!(
-            verifier.verify(&token).await,
-            Err(VerifyError::SessionRevoked { .. })
-        )
-    })
-    .await;
-    server.stop();
-}
-
-#[tokio::test]
-async fn rotated_keys_verify_new_tokens_and_old_ones_until_they_expire() {
-    let dir = tempdir();
-    let port = free_port();
-    let server = start(dir.path(), port);
-    let api = api_of(&server);
-    let old = token_of(&api.register("rotating@example.com").await);
-    let verifier = start_verifier(port, Duration::from_secs(15)).await;
-    verifier.verify(&old).await.unwrap();
-    server.stop();
-
-    let rotated = run({
-        let mut cmd = sessiond(dir.path());
-        cmd.arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["keys", "rotate", "--now"]);
-        cmd
-    })
-    .success();
-    assert!(rotated.stdout.starts_with("new signing key"));
-    let server = start(dir.path(), port);
-    let api = api_of(&server);
-    let new = token_of(&api.login("rotating@example.com").await.ok(200));
-    // A kid the verifier has not seen: it refetches the JWKS once and verifies.
-    verifier.verify(&new).await.expect("the new key verifies");
-    verifier
-        .verify(&old)
-        .await
-        .expect("the old key still verifies");
-    server.stop();
-}
-
-#[tokio::test]
-async fn the_jwt_attack_set_is_refused() {
-    let dir = tempdir();
-    let port = free_port();
-    let server = start(dir.path(), port);
-    let api = api_of(&server);
-    let good = token_of(&api.register("attacked@example.com").await);
-    let verifier = start_verifier(port, Duration::from_secs(15)).await;
-    verifier.verify(&good).await.unwrap();
-
-    let parts: Vec<&str> = good.split('.').collect();
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let with_header = |h: serde_json::Value| {
-        format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(h.to_string()),
-            parts[1],
-            parts[2]
-        )
-    };
-    let mut forged = vec![
-        // alg none, unsigned.
-        format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#),
-            parts[1]
-        ),
-        with_header(json!({"alg": "none", "typ": "at+jwt", "kid": header["kid"]})),
-        with_header(json!({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]})),
-        with_header(json!({"alg": "EdDSA", "typ": "JWT", "kid": header["kid"]})),
-        with_header(json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "../../etc/passwd"})),
-        with_header(json!({"alg": "EdDSA", "typ": "at+jwt"})),
-        with_header(
-            json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "evil", "jku": "http://127.0.0.1:1/jwks"}),
-        ),
-        with_header(
-            json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "evil", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}),
-        ),
-        // Padded or standard-alphabet base64.
-        format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
-        // Standard-alphabet characters where base64url has none.
-        format!("{}.{}+.{}", parts[0], parts[1], parts[2]),
-        format!("{}.{}.{}", parts[0], parts[1], "AAAA"),
-        "not a token".to_owned(),
-    ];
-    // HS256 signed with the public key as the secret (the classic confusion).
-    let jwks = api.jwks().await;
-    let public = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
-    let hs_header = URL_SAFE_NO_PAD
-        .encode(json!({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]}).to_string());
-    let signing_input = format!("{hs_header}.{}", parts[1]);
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, public.as_bytes());
-    let tag = ring::hmac::sign(&key, signing_input.as_bytes());
-    forged.push(format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(tag.as_ref())
-    ));
-
-    for token in &forged {
-        assert_eq!(
-            verifier.verify(token).await.unwrap_err(),
-            VerifyError::TokenInvalid,
-            "{token}"
-        );
+    let kept = api.login(email).await.ok(200);
+    let ended = token_of(&api.login(email).await.ok(200));
+    let with_fallback = start_verifier(relay.port, true).await;
+    let without = start_verifier(relay.port, false).await;
+    for verifier in [&with_fallback, &without] {
+        verifier.verify(&token_of(&kept)).await.unwrap();
+        verifier.verify(&ended).await.unwrap();
     }
+
+    relay.cut();
+    api.post_as("/v1/logout", &ended, json!({})).await.ok(204);
+    // Neither hears of the logout. Past the bound, the plain verifier fails closed...
+    let took = within(STALENESS + Duration::from_secs(4), async || {
+        without.verify(&token_of(&kept)).await.err() == Some(VerifyError::FeedStale)
+    })
+    .await;
+    println!("stale {took:?} after the stream was cut");
+    // ...and the one with the fallback asks sessiond: the live session passes, the ended
+    // one is refused (sessiond's introspection names no reason).
+    let claims = with_fallback
+        .verify(&token_of(&kept))
+        .await
+        .expect("sessiond vouches for the live session");
+    assert_eq!(claims.sid, kept["session"]["id"].as_str().unwrap());
+    assert_eq!(
+        with_fallback.verify(&ended).await.err(),
+        Some(VerifyError::SessionRevoked {
+            reason: "inactive".into()
+        })
+    );
+    assert_eq!(
+        without.verify(&ended).await.err(),
+        Some(VerifyError::FeedStale),
+        "the plain verifier still knows nothing"
+    );
+
+    // sessiond itself gone: the fallback cannot vouch for anything.
     server.stop();
+    assert_eq!(
+        with_fallback.verify(&token_of(&kept)).await.err(),
+        Some(VerifyError::FeedStale)
+    );
+}
+
+/// A TCP relay to sessiond that can cut the revocation stream while everything else
+/// (JWKS, snapshot, introspection) still gets through: once cut, a connection that has
+/// carried `GET /v1/revocations/stream` is closed, and so is every new one that does.
+struct FeedCutter {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+const STREAM_PATH: &[u8] = b"/v1/revocations/stream";
+
+impl FeedCutter {
+    async fn start(upstream: u16) -> FeedCutter {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let shared = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay(client, upstream, shared.clone()));
+            }
+        });
+        FeedCutter { port, cut, task }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FeedCutter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(client: TcpStream, upstream: u16, cut: Arc<AtomicBool>) {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    let (from_client, to_client) = client.into_split();
+    let (from_server, to_server) = server.into_split();
+    let is_stream = Arc::new(AtomicBool::new(false));
+    // Whichever direction ends first ends both: dropping the halves closes the sockets.
+    tokio::select! {
+        () = pipe(from_client, to_server, &cut, &is_stream, true) => {}
+        () = pipe(from_server, to_client, &cut, &is_stream, false) => {}
+    }
+}
+
+/// Copies one direction until either side closes or the stream is cut; `watch` marks
+/// the connection as the stream's when its requests name the stream path.
+async fn pipe(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    cut: &AtomicBool,
+    is_stream: &AtomicBool,
+    watch: bool,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    let severed = || cut.load(Ordering::SeqCst) && is_stream.load(Ordering::SeqCst);
+    loop {
+        // A bounded wait, so that a quiet stream connection notices the cut.
+        let read = tokio::time::timeout(Duration::from_millis(100), from.read(&mut buffer)).await;
+        let n = match read {
+            Err(_) if severed() => return,
+            Err(_) => continue,
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(n)) => n,
+        };
+        if watch
+            && buffer[..n]
+                .windows(STREAM_PATH.len())
+                .any(|w| w == STREAM_PATH)
+        {
+            is_stream.store(true, Ordering::SeqCst);
+        }
+        if severed() || to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
 }

@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::io::{BufRead, BufReader, Read, Write as _};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -333,4 +333,46 @@ pub fn jwt_part(jwt: &str, index: usize) -> Value {
 
 pub fn kid_of(jwt: &str) -> String {
     jwt_part(jwt, 0)["kid"].as_str().expect("kid").to_owned()
+}
+
+/// Whether the run is under CI (`CI` set, and not `0` or `false`): there, what a test needs
+/// must be present, and a missing PostgreSQL, Redis or tool fails it instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| {
+        let v = v.trim();
+        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+    })
+}
+
+/// The shared Redis of the multi-instance tests.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Whether Redis answers PING on 127.0.0.1:6379.
+pub fn redis_ping() -> Result<(), String> {
+    let addr: SocketAddr = "127.0.0.1:6379".parse().expect("an address");
+    let mut conn =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+    let mut answer = [0u8; 7];
+    conn.read_exact(&mut answer).map_err(|e| e.to_string())?;
+    if &answer == b"+PONG\r\n" {
+        Ok(())
+    } else {
+        Err(format!(
+            "answered {:?} to PING",
+            String::from_utf8_lossy(&answer)
+        ))
+    }
+}
+
+/// A local port free right now (bound, then released), for a server that must come back
+/// on the same port after a restart.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
 }
