@@ -40,15 +40,18 @@ export function sessiondFastifyHook(verifier: Verifier) {
 }
 
 /**
- * A plugin protecting every route of the scope it is registered in:
- * `await fastify.register(sessiondFastify(verifier))`. Plugins are encapsulated by
- * Fastify, so register it inside the scope (or wrap it with `fastify-plugin`) to protect
- * that scope's routes; `sessiondFastifyHook` is the hook alone.
+ * A plugin protecting every route of the context it is registered in (and its children):
+ * `await app.register(sessiondFastify(verifier))`. Like plugins wrapped by
+ * `fastify-plugin`, it is not encapsulated, so its hook applies to the registering context
+ * rather than to an empty child of its own.
  */
 export function sessiondFastify(verifier: Verifier) {
   const hook = sessiondFastifyHook(verifier);
-  return async function sessiondPlugin(fastify: FastifyLikeInstance): Promise<void> {
+  const plugin = async function sessiondPlugin(fastify: FastifyLikeInstance): Promise<void> {
     if (!fastify.hasRequestDecorator?.("sessiond")) fastify.decorateRequest("sessiond", null);
     fastify.addHook("onRequest", hook);
   };
+  // What fastify-plugin sets: Fastify then runs the plugin in the registering context.
+  Object.assign(plugin, { [Symbol.for("skip-override")]: true, [Symbol.for("fastify.display-name")]: "@sessiond/verify" });
+  return plugin;
 }
