@@ -16,9 +16,18 @@ interface UserEntry extends SessionEntry {
 export class DenyList {
   private sessions = new Map<string, SessionEntry>();
   private users = new Map<string, UserEntry>();
+  /** One string per reason, shared by all entries: 100 000 "logout"s cost one. */
+  private reasons = new Map<string, string>();
+
+  private intern(reason: string): string {
+    const known = this.reasons.get(reason);
+    if (known !== undefined) return known;
+    if (this.reasons.size < 256) this.reasons.set(reason, reason);
+    return reason;
+  }
 
   denySession(sid: string, reason: string, maxExp: number): void {
-    this.sessions.set(sid, { reason, maxExp });
+    this.sessions.set(sid, { reason: this.intern(reason), maxExp });
   }
 
   /** `notBefore` in milliseconds; kept in whole seconds, compared with `iat` (seconds). */
@@ -27,7 +36,7 @@ export class DenyList {
     const entry = this.users.get(sub);
     // A later deactivation wins; an older fact (a replayed snapshot) never narrows it.
     if (entry && notBefore < entry.notBefore) return;
-    this.users.set(sub, { reason, notBefore, maxExp: entry ? Math.max(maxExp, entry.maxExp) : maxExp });
+    this.users.set(sub, { reason: this.intern(reason), notBefore, maxExp: entry ? Math.max(maxExp, entry.maxExp) : maxExp });
   }
 
   /** The revocation reason if a token of this session/user issued at `iat` is denied. */

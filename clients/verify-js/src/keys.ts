@@ -27,6 +27,11 @@ export class Keys {
     private readonly cooldownMs: number,
   ) {}
 
+  /** How many usable (Ed25519) keys are held. */
+  get size(): number {
+    return this.byKid.size;
+  }
+
   get(kid: string): KeyObject | undefined {
     return this.byKid.get(kid);
   }
@@ -44,13 +49,14 @@ export class Keys {
    * the cooldown. Resolves when the keys are as fresh as they will get.
    */
   refreshForUnknownKid(): Promise<void> {
-    if (this.inflight) return this.inflight;
+    const swallow = () => {
+      /* sessiond unreachable: the token stays unverifiable, which refuses it */
+    };
+    if (this.inflight) return this.inflight.catch(swallow);
     const now = performance.now();
     if (now - this.lastUnknownFetch < this.cooldownMs) return Promise.resolve();
     this.lastUnknownFetch = now;
-    return this.refresh().catch(() => {
-      /* sessiond unreachable: the token stays unverifiable, which refuses it */
-    });
+    return this.refresh().catch(swallow);
   }
 
   private async fetch(): Promise<void> {

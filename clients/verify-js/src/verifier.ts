@@ -1,5 +1,5 @@
 import { DenyList } from "./denylist.js";
-import { FEED_STALE, TOKEN_INVALID, VerifyError } from "./errors.js";
+import { FEED_STALE, StartError, TOKEN_INVALID, VerifyError } from "./errors.js";
 import { Feed } from "./feed.js";
 import { Introspection } from "./introspect.js";
 import { INVALID, TokenChecker, UNKNOWN_KID, type Claims } from "./jwt.js";
@@ -91,6 +91,7 @@ export class Verifier {
     // The snapshot first, then the keys: a key published in between is in the JWKS we fetch.
     await this.feed.snapshot();
     await this.keys.refresh();
+    if (this.keys.size === 0) throw new StartError("sessiond's JWKS holds no Ed25519 key: no token could verify");
     this.keysGeneration = this.keys.generation;
     this.following = this.feed.follow();
   }
