@@ -92,6 +92,39 @@ test("a cursor the server can no longer continue (409 REVOCATION_CURSOR_EXPIRED)
   }
 });
 
+test("a cursor whose facts were purged (409 REVOCATION_CURSOR_EXPIRED): the verifier re-snapshots", async () => {
+  // 1 s tokens and a cleanup every second: facts are purged a minute after their max_exp,
+  // while the verifier is cut off from the stream behind the proxy.
+  const server = await startServer({ SESSIOND_ACCESS_TOKEN_TTL: "1s", SESSIOND_CLEANUP_INTERVAL: "1s" });
+  const proxy = await startProxy(server);
+  const verifier = await createVerifier(options(proxy, { apiKey: server.verifierKey, stalenessBoundMs: 120000 }));
+  try {
+    await until(() => verifier.stats().streamConnections === 1, 5000, "the stream");
+    proxy.cutStream();
+    const user = await newUser(server);
+    await logout(server, user.token);
+    const purged = await until(
+      async () => (await fetch(`${server.url}/v1/revocations?after=0`, { headers: { authorization: `Bearer ${server.verifierKey}` } })).status === 409,
+      90000,
+      "the purge of the logout's fact",
+    );
+    assert.ok(purged);
+    assert.equal(verifier.stats().snapshots, 1);
+    proxy.restoreStream();
+    await until(() => verifier.stats().snapshots === 2, 15000, "a re-snapshot");
+    // and it follows the feed from there: the next logout's fact arrives (its 1 s token may
+    // expire before a check could tell revoked from expired, so the deny-set is asked)
+    assert.equal(verifier.deniedCount().sessions, 0, "the fresh snapshot holds nothing: its only fact was purged");
+    const later = await newUser(server);
+    await logout(server, later.token);
+    await until(() => verifier.deniedCount().sessions === 1, 3000, "a logout after the re-snapshot");
+  } finally {
+    await verifier.close();
+    await proxy.close();
+    await server.stop();
+  }
+});
+
 test("introspection fallback: a stale feed asks sessiond; sessiond down fails closed", async () => {
   const server = await startServer({ SESSIOND_ACCESS_TOKEN_TTL: "10m" });
   const proxy = await startProxy(server);
