@@ -97,7 +97,7 @@ for (let i = 0; i < REVOCATIONS; i++) {
   let refusedAt = 0;
   while (refusedAt === 0) {
     try {
-      verifier.verifySync(made.access_token);
+      await verifier.verify(made.access_token);
       await tick();
     } catch (e) {
       if (e.code !== "SESSION_REVOKED") throw e;
