@@ -1,0 +1,12 @@
+export { createVerifier, Verifier } from "./verifier.js";
+export type { VerifierOptions, DeniedCount, CheckResult } from "./verifier.js";
+export type { Claims } from "./jwt.js";
+export { VerifyError, StartError, refusal, bearerToken } from "./errors.js";
+export type { VerifyErrorCode, ProblemBody, Refusal } from "./errors.js";
+export { authenticate } from "./integrations/shared.js";
+export { sessiondExpress } from "./integrations/express.js";
+export type { ExpressLikeRequest, ExpressLikeResponse } from "./integrations/express.js";
+export { sessiondFastify, sessiondFastifyHook } from "./integrations/fastify.js";
+export type { FastifyLikeRequest, FastifyLikeReply, FastifyLikeInstance } from "./integrations/fastify.js";
+export { sessiondHono } from "./integrations/hono.js";
+export type { HonoLikeContext, SessiondEnv } from "./integrations/hono.js";
