@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from harness import Sessiond
+
 from sessiond_verify import Verifier
 
 

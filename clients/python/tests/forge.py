@@ -28,8 +28,13 @@ def b64json(value: Any) -> str:
 def parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, payload) of a token, unverified."""
     h, p, _ = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return json.loads(base64.urlsafe_b64decode(pad(h))), json.loads(base64.urlsafe_b64decode(pad(p)))
+    return json.loads(base64.urlsafe_b64decode(_pad(h))), json.loads(
+        base64.urlsafe_b64decode(_pad(p))
+    )
+
+
+def _pad(segment: str) -> str:
+    return segment + "=" * (-len(segment) % 4)
 
 
 def sign_ed25519(key: Ed25519PrivateKey, header: dict[str, Any], payload: dict[str, Any]) -> str:

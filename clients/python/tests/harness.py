@@ -13,12 +13,11 @@ import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-BIN = os.environ.get("SESSIOND_BIN", "/tmp/sessiond-bin/sessiond")
+BIN = os.environ.get("SESSIOND_BIN", "/tmp/sessiond-bin/sessiond")  # noqa: S108
 PASSWORD = "correct horse battery staple"
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from forge import b64, b64json, parts, public_jwk, server_signing_key, sign_ed25519, sign_hs256
 from harness import Sessiond
+
 from sessiond_verify import Verifier, VerifyError
 
 
@@ -141,7 +141,7 @@ def test_every_forgery_is_token_invalid_and_fetches_nothing_else(
 def test_an_expired_token_signed_by_sessiond_is_token_expired(
     server: Sessiond, verifier: Verifier, good: str
 ) -> None:
-    kid, real = server_signing_key(server.data_dir)
+    _kid, real = server_signing_key(server.data_dir)
     header, payload = parts(good)
     now = int(time.time())
     expired = sign_ed25519(real, header, {**payload, "iat": now - 60, "exp": now - 1})

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from forge import parts, sign_ed25519
 from harness import Sessiond, wait_for
 from proxy import Proxy
+
 from sessiond_verify import Verifier, VerifyError
 
 HEARTBEAT = 5.0  # sessiond's heartbeat interval

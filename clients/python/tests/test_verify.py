@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import pytest
-
 from harness import Sessiond, wait_for
+
 from sessiond_verify import Claims, Verifier, VerifyError
 
 
@@ -73,7 +73,7 @@ def test_deactivating_a_user_refuses_all_its_tokens(
         verifier.verify(t)
     server.deactivate(uid)
     for t in tokens:
-        wait_for(lambda t=t: refusal(verifier, t) is not None, timeout=1.0)  # type: ignore[misc]
+        wait_for(lambda t=t: refusal(verifier, t) is not None, timeout=1.0)
         error = refusal(verifier, t)
         assert error is not None
         assert (error.code, error.revoked_reason) == ("SESSION_REVOKED", "user_deactivated")

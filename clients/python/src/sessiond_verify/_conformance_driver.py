@@ -9,6 +9,7 @@ Prints `listening <port>` once it accepts connections; exits on SIGTERM."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -58,6 +59,10 @@ def _env(name: str, default: str | None = None) -> str:
     return value
 
 
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    sys.exit(0)
+
+
 def main() -> int:
     url = _env("SESSIOND_URL")
     issuer = _env("SESSIOND_ISSUER", "sessiond")
@@ -81,6 +86,9 @@ def main() -> int:
     )
     server = _Server(config)
     server.port = sock.getsockname()[1]
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises it to the handler that
+    # was there before: make that one a clean exit (status 0) rather than death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run(sockets=[sock])  # uvicorn ends on SIGTERM / SIGINT
     finally:

@@ -30,6 +30,7 @@ _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Headers that point at keys elsewhere, or extensions we would have to understand.
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 _ALGORITHMS = ["EdDSA"]
+_MAX_GOOD_HEADERS = 64
 
 
 class InvalidToken(Exception):
@@ -53,6 +54,10 @@ class KeySet:
         self._by_kid: dict[str, Ed25519PublicKey] = {}
         self._fetch_lock = threading.Lock()
         self._last_unknown_fetch: float | None = None
+        # header segment -> kid, for headers that passed every check. sessiond's tokens of
+        # one key share one header, so this holds a handful; a flood of distinct headers
+        # only earns a clear (each entry is a header that passed the checks anyway).
+        self._good_headers: dict[str, str] = {}
         self._decode_options: Any = {
             # exp is checked by the verifier itself, exactly (it answers TOKEN_EXPIRED with
             # the time); iat is only type-checked: a token a second "from the future" on a
@@ -92,11 +97,9 @@ class KeySet:
             except Exception as e:
                 log.warning("could not refresh sessiond's JWKS: %s", e)
 
-    def verify(self, token: str) -> Claims:
-        """Signature and claims (not exp, which the caller checks). Raises InvalidToken or
-        UnknownKid."""
-        if len(token) > MAX_TOKEN_LENGTH or _COMPACT_JWS.fullmatch(token) is None:
-            raise InvalidToken("not a compact JWS")
+    def _checked_header(self, token: str, header_segment: str) -> Ed25519PublicKey:
+        """The key a header names, once the header passed every check; remembered, so the
+        next token with the same header (every token of that key) skips them."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -112,6 +115,21 @@ class KeySet:
         key = self._by_kid.get(kid)
         if key is None:
             raise UnknownKid(kid)
+        if len(self._good_headers) >= _MAX_GOOD_HEADERS:
+            self._good_headers.clear()
+        self._good_headers[header_segment] = kid
+        return key
+
+    def verify(self, token: str) -> Claims:
+        """Signature and claims (not exp, which the caller checks). Raises InvalidToken or
+        UnknownKid."""
+        if len(token) > MAX_TOKEN_LENGTH or _COMPACT_JWS.fullmatch(token) is None:
+            raise InvalidToken("not a compact JWS")
+        header_segment = token[: token.index(".")]
+        kid = self._good_headers.get(header_segment)
+        key = self._by_kid.get(kid) if kid is not None else None
+        if key is None:
+            key = self._checked_header(token, header_segment)
         try:
             payload = jwt.decode(
                 token,
