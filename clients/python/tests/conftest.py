@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness import Sessiond
 
 from sessiond_verify import Verifier
+
+from harness import Sessiond
 
 
 @pytest.fixture(scope="session")

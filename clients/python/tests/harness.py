@@ -25,12 +25,19 @@ class Sessiond:
     """One sessiond instance on SQLite in its own data folder. `stop()` + `start()` keep
     the port and the data (a restart); `rotate_keys()` runs `keys rotate --now`."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        admin_key: str | None = None,
+        verifier_key: str | None = None,
+    ) -> None:
         if not os.path.exists(BIN):
             raise RuntimeError(f"no sessiond binary at {BIN}: set SESSIOND_BIN")
         self.data_dir = tempfile.mkdtemp(prefix="sessiond-py-")
-        self.admin_key = secrets.token_hex(32)
-        self.verifier_key = secrets.token_hex(32)
+        # Instances sharing a database share their keys too.
+        self.admin_key = admin_key or secrets.token_hex(32)
+        self.verifier_key = verifier_key or secrets.token_hex(32)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIOND_")}
         self.env.update(
             {

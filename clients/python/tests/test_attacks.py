@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from forge import b64, b64json, parts, public_jwk, server_signing_key, sign_ed25519, sign_hs256
-from harness import Sessiond
 
 from sessiond_verify import Verifier, VerifyError
+
+from forge import b64, b64json, parts, public_jwk, server_signing_key, sign_ed25519, sign_hs256
+from harness import Sessiond
 
 
 class KeyBait:

@@ -9,9 +9,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
-from harness import Sessiond, wait_for
 
 from sessiond_verify import Verifier
+
+from harness import Sessiond, wait_for
 
 
 class _Quiet(WSGIRequestHandler):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from harness import Sessiond, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,10 +11,11 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import Depends, FastAPI
-from harness import Sessiond, wait_for
 
 from sessiond_verify import Claims, Verifier
 from sessiond_verify.fastapi import install_problem_handler, require_token
+
+from harness import Sessiond, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sessiond_verify import Verifier, VerifyError
+
 from forge import parts, sign_ed25519
 from harness import Sessiond, wait_for
 from proxy import Proxy
-
-from sessiond_verify import Verifier, VerifyError
 
 HEARTBEAT = 5.0  # sessiond's heartbeat interval
 

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 import pytest
-from harness import Sessiond, wait_for
 
 from sessiond_verify import Claims, Verifier, VerifyError
+
+from harness import Sessiond, wait_for
 
 
 def refusal(verifier: Verifier, token: str) -> VerifyError | None:

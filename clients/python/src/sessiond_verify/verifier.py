@@ -81,20 +81,6 @@ class Verifier:
         self._started = False
         self._start_lock = threading.Lock()
 
-    @classmethod
-    def create(
-        cls,
-        url: str,
-        api_key: str,
-        issuer: str = "sessiond",
-        audience: str | None = None,
-        **options: float | str | None,
-    ) -> Verifier:
-        """Builds and starts a verifier in one call: `Verifier.create(url, key)`."""
-        verifier = cls(url, api_key, issuer, audience, **options)  # type: ignore[arg-type]
-        verifier.start()
-        return verifier
-
     def start(self) -> Verifier:
         """Loads the JWKS and the revocation snapshot, then follows the feed in a daemon
         thread. Raises StartError when sessiond cannot be reached or refuses the key."""
