@@ -59,7 +59,7 @@ export interface DeviceView {
 }
 
 export interface EmailChangeRequest {
-  /** The new address; the code goes there. */
+  /** An email address; surrounding blanks are trimmed and it is lower-cased */
   email: string;
 }
 
@@ -144,13 +144,14 @@ export interface PasswordResetConfirmRequest {
 
 export interface PasswordResetRequest {
   device?: null | DeviceInput;
+  /** An email address; surrounding blanks are trimmed and it is lower-cased */
   email: string;
 }
 
 export interface PatchUserRequest {
   /** `false` ends every session of the user at once (`user_deactivated`). */
   active?: boolean | null;
-  /** A new address: unverified unless `email_verified` is sent too. */
+  /** A new address (unverified unless `email_verified` is sent too); surrounding blanks are trimmed and it is lower-cased */
   email?: string | null;
   email_verified?: boolean | null;
   /** A display name; `null` clears it. */

@@ -332,10 +332,24 @@ fn constrain_requests(doc: &mut Value, facts: &Facts) {
         "pattern": Email::PATTERN,
         "description": "An email address; surrounding blanks are trimmed and it is lower-cased",
     });
-    for name in ["RegisterRequest", "PasswordLoginRequest", "OtpRequest"] {
+    for name in [
+        "RegisterRequest",
+        "PasswordLoginRequest",
+        "OtpRequest",
+        "PasswordResetRequest",
+        "EmailChangeRequest",
+    ] {
         if let Some(properties) = schemas[name]["properties"].as_object_mut() {
             properties.insert("email".into(), email.clone());
         }
+    }
+    let mut nullable_email = email.clone();
+    nullable_email["type"] = json!(["string", "null"]);
+    nullable_email["description"] = json!(
+        "A new address (unverified unless `email_verified` is sent too); surrounding blanks are trimmed and it is lower-cased"
+    );
+    if let Some(properties) = schemas["PatchUserRequest"]["properties"].as_object_mut() {
+        properties.insert("email".into(), nullable_email);
     }
     if let Some(properties) = schemas["CookieTokenResponse"]["properties"].as_object_mut() {
         properties.insert(
@@ -352,6 +366,13 @@ fn constrain_requests(doc: &mut Value, facts: &Facts) {
             json!({ "type": "string", "enum": names, "description": description })
         };
         properties.insert("provider".into(), provider);
+    }
+    let users = &mut doc["paths"]["/v1/admin/users"]["get"]["parameters"];
+    if let Some(parameter) = users
+        .as_array_mut()
+        .and_then(|ps| ps.iter_mut().find(|p| p["name"] == "email"))
+    {
+        parameter["schema"] = email;
     }
 }
 
@@ -408,6 +429,37 @@ mod tests {
         );
         assert_eq!(min("ExchangeRequest", "token"), Some(1));
         assert_eq!(limit("OtpRequest", "email"), Some(Email::MAX_CHARS as u64));
+    }
+
+    /// A generator that reads the document sends only addresses the server takes.
+    #[test]
+    fn every_email_a_request_carries_states_the_address_rules() {
+        let doc = document();
+        let mut checked = 0;
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            if let Some(email) = schema["properties"]
+                .get("email")
+                .filter(|_| name.ends_with("Request"))
+            {
+                assert_eq!(email["pattern"], Email::PATTERN, "{name}");
+                assert_eq!(email["maxLength"], Email::MAX_CHARS, "{name}");
+                checked += 1;
+            }
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let parameters = operation["parameters"].as_array().into_iter().flatten();
+                for parameter in parameters.filter(|p| p["name"] == "email") {
+                    assert_eq!(
+                        parameter["schema"]["pattern"],
+                        Email::PATTERN,
+                        "{method} {path}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 7, "{checked}");
     }
 
     #[test]

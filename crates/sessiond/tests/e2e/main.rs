@@ -6,7 +6,7 @@ mod common;
 
 mod api_description;
 mod binary;
-mod clients_js;
+mod clients;
 mod multi_instance;
 mod proxies;
 mod verifier_conformance;
