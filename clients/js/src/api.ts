@@ -68,9 +68,11 @@ export type Except = "current";
 
 export interface ExchangeRequest {
   device?: null | DeviceInput;
+  /** `oidc` providers: the nonce the app passed to the sign-in (raw; a provider configured with `nonce_hash = "sha256"` compares its SHA-256). Required unless the provider's `nonce` policy is `optional` or `ignored`; other providers take none. */
+  nonce?: string | null;
   /** A configured provider: one of `enum`; a server with none configured (JSON Schema has no empty `enum`) answers every exchange with `422` */
   provider: string;
-  /** The partner app's token for its user. */
+  /** The partner app's token for its user, or the ID token of an `oidc` provider (Sign in with Apple/Google); an ID token logs in once. */
   token: string;
 }
 

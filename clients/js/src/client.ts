@@ -497,7 +497,7 @@ export class SessiondClient<M extends TokenTransport = "body"> {
     return this.login("/v1/auth/otp/verify", body, false);
   }
 
-  /** `POST /v1/auth/exchange`: a partner's token, vouched for by the named provider, for a session. */
+  /** `POST /v1/auth/exchange`: a partner's token vouched for by the named provider, or an ID token (Sign in with Apple/Google) with its `nonce`, for a session. */
   exchange(body: ExchangeRequest): Promise<LoginAnswer<M>> {
     return this.login("/v1/auth/exchange", body);
   }

@@ -51,6 +51,9 @@ pub enum DomainError {
     OtpAttemptsExceeded,
     #[error("the identity provider rejected the token")]
     UpstreamRejected,
+    /// An ID token failed a check made here; the reason names which.
+    #[error("the ID token was refused: {0}")]
+    IdTokenRejected(&'static str),
     #[error("the identity provider is rate limiting us")]
     UpstreamRateLimited { retry_after_secs: Option<u64> },
     #[error("the upstream service is unavailable")]
@@ -115,7 +118,9 @@ impl DomainError {
             DomainError::OtpInvalid => Code::OtpInvalid,
             DomainError::OtpExpired => Code::OtpExpired,
             DomainError::OtpAttemptsExceeded => Code::OtpAttemptsExceeded,
-            DomainError::UpstreamRejected => Code::UpstreamRejected,
+            DomainError::UpstreamRejected | DomainError::IdTokenRejected(_) => {
+                Code::UpstreamRejected
+            }
             DomainError::UpstreamRateLimited { .. } => Code::UpstreamRateLimited,
             DomainError::UpstreamUnavailable => Code::UpstreamUnavailable,
             DomainError::RateLimited { .. } => Code::RateLimited,

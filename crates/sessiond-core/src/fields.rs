@@ -12,6 +12,8 @@ pub const MAX_NAME_CHARS: usize = 256;
 pub const MAX_DEVICE_FIELD_CHARS: usize = 512;
 /// Longest partner token forwarded to an identity provider.
 pub const MAX_EXCHANGE_TOKEN_CHARS: usize = 8 * 1024;
+/// Longest nonce sent with an ID token.
+pub const MAX_EXCHANGE_NONCE_CHARS: usize = 1024;
 /// Largest app data object, serialised.
 pub const MAX_SESSION_DATA_BYTES: usize = 16 * 1024;
 
@@ -79,6 +81,17 @@ pub fn exchange_token(token: &str) -> Result<&str, DomainError> {
         ));
     }
     Ok(token)
+}
+
+/// The nonce an app passed to an OIDC sign-in: 1 to [`MAX_EXCHANGE_NONCE_CHARS`].
+pub fn exchange_nonce(nonce: &str) -> Result<&str, DomainError> {
+    if nonce.is_empty() || nonce.chars().count() > MAX_EXCHANGE_NONCE_CHARS {
+        return Err(DomainError::invalid_field(
+            "nonce",
+            "must be 1 to 1024 characters",
+        ));
+    }
+    Ok(nonce)
 }
 
 /// App data of a session: a JSON object of at most [`MAX_SESSION_DATA_BYTES`] serialised.

@@ -249,6 +249,9 @@ pub trait Store: Send + Sync + 'static {
         before: DateTime<Utc>,
         batch_size: u32,
     ) -> StoreResult<u64>;
+
+    /// Deletes one batch of spent-token fingerprints that expired before `before`.
+    async fn purge_spent_tokens(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64>;
 }
 
 /// One atomic unit of writes. Every read inside sees the transaction's own writes, and
@@ -372,6 +375,14 @@ pub trait Tx: Send {
     async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()>;
     async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()>;
+
+    /// Records that the single-use token with this fingerprint was used, until
+    /// `expires_at`: `true` the first time, `false` for every later use (on any instance).
+    async fn spend_token(
+        &mut self,
+        fingerprint: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 
     /// The user linked to an external identity.
     async fn identity_user(

@@ -454,9 +454,15 @@ pub struct OtpVerifyRequest {
 pub struct ExchangeRequest {
     /// A provider name from the `[exchange.providers]` configuration.
     pub provider: String,
-    /// The partner app's token for its user.
+    /// The partner app's token for its user, or the ID token of an `oidc` provider
+    /// (Sign in with Apple/Google); an ID token logs in once.
     #[schema(min_length = 1, max_length = 8192)]
     pub token: String,
+    /// `oidc` providers: the nonce the app passed to the sign-in (raw; a provider
+    /// configured with `nonce_hash = "sha256"` compares its SHA-256). Required unless the
+    /// provider's `nonce` policy is `optional` or `ignored`; other providers take none.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub nonce: Option<String>,
     pub device: Option<DeviceInput>,
 }
 

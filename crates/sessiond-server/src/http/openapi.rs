@@ -379,7 +379,9 @@ fn constrain_requests(doc: &mut Value, facts: &Facts) {
 #[cfg(test)]
 mod tests {
     use serde_json::Map;
-    use sessiond_core::fields::{MAX_DEVICE_FIELD_CHARS, MAX_EXCHANGE_TOKEN_CHARS, MAX_NAME_CHARS};
+    use sessiond_core::fields::{
+        MAX_DEVICE_FIELD_CHARS, MAX_EXCHANGE_NONCE_CHARS, MAX_EXCHANGE_TOKEN_CHARS, MAX_NAME_CHARS,
+    };
     use sessiond_core::password::Password;
 
     use super::*;
@@ -428,6 +430,10 @@ mod tests {
             Some(MAX_EXCHANGE_TOKEN_CHARS as u64)
         );
         assert_eq!(min("ExchangeRequest", "token"), Some(1));
+        assert_eq!(
+            limit("ExchangeRequest", "nonce"),
+            Some(MAX_EXCHANGE_NONCE_CHARS as u64)
+        );
         assert_eq!(limit("OtpRequest", "email"), Some(Email::MAX_CHARS as u64));
     }
 

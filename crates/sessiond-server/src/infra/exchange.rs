@@ -1,13 +1,18 @@
-//! Partner-token exchange: ask a provider's identity API whether a token is good and who
-//! it belongs to. Providers are declared in configuration, never in code.
+//! Token exchange: a provider vouches for a token and says who it belongs to. A provider
+//! of kind `http` (the default) is a partner's identity API asked per login; one of kind
+//! `oidc` is an OpenID Connect issuer whose ID tokens are checked here ([`super::oidc`]).
+//! Providers are declared in configuration, never in code.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sessiond_core::DomainError;
+
+use super::oidc::{OidcProvider, OidcProviderConfig};
 
 /// Most of a provider's answer we are willing to read.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -18,9 +23,57 @@ pub struct ExchangeConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
 }
 
+/// One provider, by its `kind`: `http` when absent, or `oidc`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderConfig {
+    Http(HttpProviderConfig),
+    Oidc(OidcProviderConfig),
+}
+
+impl<'de> Deserialize<'de> for ProviderConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let kind = match table.remove("kind") {
+            None => "http".to_owned(),
+            Some(serde_json::Value::String(kind)) => kind,
+            Some(_) => return Err(D::Error::custom("`kind` must be \"http\" or \"oidc\"")),
+        };
+        let rest = serde_json::Value::Object(table);
+        match kind.as_str() {
+            "http" => HttpProviderConfig::deserialize(rest).map(Self::Http),
+            "oidc" => OidcProviderConfig::deserialize(rest).map(Self::Oidc),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown provider kind `{other}`; expected \"http\" or \"oidc\""
+                )));
+            }
+        }
+        .map_err(D::Error::custom)
+    }
+}
+
+impl Serialize for ProviderConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        match self {
+            ProviderConfig::Http(http) => http.serialize(serializer),
+            ProviderConfig::Oidc(oidc) => {
+                let mut value = serde_json::to_value(oidc).map_err(S::Error::custom)?;
+                if let Some(table) = value.as_object_mut() {
+                    table.retain(|_, v| !v.is_null());
+                    table.insert("kind".into(), "oidc".into());
+                }
+                value.serialize(serializer)
+            }
+        }
+    }
+}
+
+/// A partner's identity API, asked about each token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
+pub struct HttpProviderConfig {
     pub url: String,
     #[serde(with = "humantime_serde", default = "default_timeout")]
     pub timeout: Duration,
@@ -61,9 +114,19 @@ pub struct ExternalIdentity {
     pub provider: String,
     pub external_id: String,
     pub email: Option<String>,
+    /// Whether the provider vouches that the person reads mail at `email`.
+    pub email_verified: bool,
     pub name: Option<String>,
     pub mobile: Option<String>,
     pub profile: Option<serde_json::Value>,
+    /// For tokens that may be used once: what the use is remembered by, and until when.
+    pub single_use: Option<SingleUse>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SingleUse {
+    pub fingerprint: String,
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +137,64 @@ pub enum ExchangeConfigError {
     Invalid { provider: String, problem: String },
 }
 
-/// A provider ready to call: variables expanded, headers parsed.
-struct Provider {
+enum Provider {
+    Http(HttpProvider),
+    Oidc(OidcProvider),
+}
+
+/// A partner API ready to call: variables expanded, headers parsed.
+struct HttpProvider {
     url: reqwest::Url,
     timeout: Duration,
     body: String,
     headers: Vec<(HeaderName, HeaderValue)>,
     response: ResponseMapping,
+}
+
+impl HttpProvider {
+    fn new(
+        name: &str,
+        p: &HttpProviderConfig,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ExchangeConfigError> {
+        let invalid = |problem: String| ExchangeConfigError::Invalid {
+            provider: name.to_owned(),
+            problem,
+        };
+        let url = expand(name, &p.url, env)?;
+        let url = reqwest::Url::parse(&url).map_err(|e| invalid(format!("url: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("url must be http or https".into()));
+        }
+        if !p.body.contains("{token}") {
+            return Err(invalid("body must contain {token}".into()));
+        }
+        let body = expand(name, &p.body, env)?;
+        let mut headers = Vec::new();
+        for (key, value) in &p.headers {
+            let value = expand(name, value, env)?;
+            let key = HeaderName::try_from(key.as_str())
+                .map_err(|_| invalid(format!("bad header name {key:?}")))?;
+            let mut value = HeaderValue::try_from(value)
+                .map_err(|_| invalid(format!("bad value for header {key}")))?;
+            value.set_sensitive(true);
+            headers.push((key, value));
+        }
+        for (key, pointer) in p.response.pointers() {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(invalid(format!(
+                    "response.{key} must be a JSON pointer starting with `/`"
+                )));
+            }
+        }
+        Ok(Self {
+            url,
+            timeout: p.timeout,
+            body,
+            headers,
+            response: p.response.clone(),
+        })
+    }
 }
 
 /// The configured providers and the HTTP client that calls them.
@@ -98,55 +212,28 @@ impl Exchange {
     ) -> Result<Self, ExchangeConfigError> {
         let mut providers = HashMap::new();
         for (name, p) in &config.providers {
-            let invalid = |problem: String| ExchangeConfigError::Invalid {
-                provider: name.clone(),
-                problem,
-            };
             if name.is_empty()
                 || !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
-                return Err(invalid(
-                    "provider names may use only letters, digits, `-` and `_`".into(),
-                ));
+                return Err(ExchangeConfigError::Invalid {
+                    provider: name.clone(),
+                    problem: "provider names may use only letters, digits, `-` and `_`".into(),
+                });
             }
-            let url = expand(name, &p.url, &env)?;
-            let url = reqwest::Url::parse(&url).map_err(|e| invalid(format!("url: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(invalid("url must be http or https".into()));
-            }
-            if !p.body.contains("{token}") {
-                return Err(invalid("body must contain {token}".into()));
-            }
-            let body = expand(name, &p.body, &env)?;
-            let mut headers = Vec::new();
-            for (key, value) in &p.headers {
-                let value = expand(name, value, &env)?;
-                let key = HeaderName::try_from(key.as_str())
-                    .map_err(|_| invalid(format!("bad header name {key:?}")))?;
-                let mut value = HeaderValue::try_from(value)
-                    .map_err(|_| invalid(format!("bad value for header {key}")))?;
-                value.set_sensitive(true);
-                headers.push((key, value));
-            }
-            for (key, pointer) in p.response.pointers() {
-                if !pointer.is_empty() && !pointer.starts_with('/') {
-                    return Err(invalid(format!(
-                        "response.{key} must be a JSON pointer starting with `/`"
-                    )));
+            let provider = match p {
+                ProviderConfig::Http(p) => Provider::Http(HttpProvider::new(name, p, &env)?),
+                ProviderConfig::Oidc(p) => {
+                    Provider::Oidc(OidcProvider::new(name, p).map_err(|problem| {
+                        ExchangeConfigError::Invalid {
+                            provider: name.clone(),
+                            problem,
+                        }
+                    })?)
                 }
-            }
-            providers.insert(
-                name.clone(),
-                Provider {
-                    url,
-                    timeout: p.timeout,
-                    body,
-                    headers,
-                    response: p.response.clone(),
-                },
-            );
+            };
+            providers.insert(name.clone(), provider);
         }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -170,52 +257,103 @@ impl Exchange {
         self.providers.contains_key(name)
     }
 
-    /// Asks the provider about `token`. Errors are the contract's upstream codes; the
-    /// log names provider, status and latency, never the token.
+    /// Whether the provider checks a nonce (an `oidc` one), so a request may send one.
+    pub fn takes_nonce(&self, name: &str) -> bool {
+        matches!(self.providers.get(name), Some(Provider::Oidc(_)))
+    }
+
+    /// Asks the provider about `token` (an `oidc` one checks it here, as of `now`).
+    /// Errors are the contract's upstream codes; the log names provider, outcome and
+    /// latency, never the token.
     pub async fn identify(
         &self,
         provider_name: &str,
         token: &str,
+        nonce: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<ExternalIdentity, DomainError> {
         let provider = self
             .providers
             .get(provider_name)
             .ok_or_else(|| DomainError::invalid_field("provider", "unknown provider"))?;
         let started = Instant::now();
-        let outcome = self.call(provider, token).await;
-        let latency_ms = started.elapsed().as_millis() as u64;
-        let (status, answer) = match outcome {
-            Ok(ok) => ok,
-            Err(reason) => {
-                tracing::warn!(
-                    provider = provider_name,
-                    latency_ms,
-                    reason,
-                    "exchange provider unreachable"
-                );
-                metrics::counter!("sessiond_exchange_requests_total", "provider" => provider_name.to_owned(), "outcome" => "unavailable").increment(1);
-                return Err(DomainError::UpstreamUnavailable);
+        let result = match provider {
+            Provider::Http(http) => {
+                if nonce.is_some() {
+                    return Err(DomainError::invalid_field(
+                        "nonce",
+                        "this provider checks no nonce; send none",
+                    ));
+                }
+                self.ask(provider_name, http, token).await
+            }
+            Provider::Oidc(oidc) => {
+                oidc.verify(&self.client, token, nonce, now)
+                    .await
+                    .map(|verified| ExternalIdentity {
+                        provider: provider_name.to_owned(),
+                        external_id: verified.subject,
+                        email_verified: verified.verified_email.is_some(),
+                        email: verified.verified_email,
+                        name: verified.name,
+                        mobile: None,
+                        profile: None,
+                        single_use: Some(SingleUse {
+                            fingerprint: verified.fingerprint,
+                            until: verified.replayable_until,
+                        }),
+                    })
             }
         };
-        let result = interpret(provider_name, provider, status, answer);
+        let latency_ms = started.elapsed().as_millis() as u64;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),
         };
-        tracing::info!(
-            provider = provider_name,
-            status = status.as_u16(),
-            latency_ms,
-            outcome,
-            "exchange provider answered"
-        );
+        match &result {
+            Err(DomainError::IdTokenRejected(reason)) => {
+                tracing::info!(
+                    provider = provider_name,
+                    latency_ms,
+                    outcome,
+                    reason,
+                    "ID token refused"
+                );
+            }
+            _ => tracing::info!(
+                provider = provider_name,
+                latency_ms,
+                outcome,
+                "exchange provider answered"
+            ),
+        }
         metrics::counter!("sessiond_exchange_requests_total", "provider" => provider_name.to_owned(), "outcome" => outcome).increment(1);
         result
     }
 
+    /// One call to a partner's identity API.
+    async fn ask(
+        &self,
+        provider_name: &str,
+        provider: &HttpProvider,
+        token: &str,
+    ) -> Result<ExternalIdentity, DomainError> {
+        match self.call(provider, token).await {
+            Ok((status, answer)) => interpret(provider_name, provider, status, answer),
+            Err(reason) => {
+                tracing::warn!(
+                    provider = provider_name,
+                    reason,
+                    "exchange provider unreachable"
+                );
+                Err(DomainError::UpstreamUnavailable)
+            }
+        }
+    }
+
     async fn call(
         &self,
-        provider: &Provider,
+        provider: &HttpProvider,
         token: &str,
     ) -> Result<(reqwest::StatusCode, Answer), &'static str> {
         let body = provider.body.replace("{token}", &json_escape(token));
@@ -285,7 +423,7 @@ impl ResponseMapping {
 
 fn interpret(
     name: &str,
-    provider: &Provider,
+    provider: &HttpProvider,
     status: reqwest::StatusCode,
     answer: Answer,
 ) -> Result<ExternalIdentity, DomainError> {
@@ -324,6 +462,8 @@ fn interpret(
         provider: name.to_owned(),
         external_id,
         email: text(&mapping.email),
+        // The partner vouched for the person, not that they read this mail.
+        email_verified: false,
         name: text(&mapping.name),
         mobile: text(&mapping.mobile),
         profile: mapping
@@ -332,6 +472,7 @@ fn interpret(
             .and_then(|p| json.pointer(p))
             .filter(|v| !v.is_null())
             .cloned(),
+        single_use: None,
     })
 }
 
@@ -383,6 +524,9 @@ fn expand(
 pub fn masked(config: &ExchangeConfig) -> ExchangeConfig {
     let mut shown = config.clone();
     for provider in shown.providers.values_mut() {
+        let ProviderConfig::Http(provider) = provider else {
+            continue;
+        };
         for value in provider.headers.values_mut() {
             let is_reference = value.trim().starts_with("${") && value.trim().ends_with('}');
             if !is_reference {
@@ -436,7 +580,10 @@ mod tests {
         )
         .unwrap();
         let shown = masked(&config);
-        assert_eq!(shown.providers["p"].headers["authorization"], "${KEY}");
-        assert_eq!(shown.providers["p"].headers["x-literal"], "***");
+        let ProviderConfig::Http(shown) = &shown.providers["p"] else {
+            panic!("an http provider");
+        };
+        assert_eq!(shown.headers["authorization"], "${KEY}");
+        assert_eq!(shown.headers["x-literal"], "***");
     }
 }

@@ -1,7 +1,8 @@
-//! Login by a partner app's token, vouched for by the partner's identity API.
+//! Login by a token a provider vouches for: a partner app's (its identity API is asked)
+//! or an OpenID Connect ID token (Sign in with Apple/Google; checked locally).
 
 use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, UserId, fields};
-use sessiond_store::{NewUser, UserProfile};
+use sessiond_store::{NewUser, UserChanges, UserProfile};
 
 use super::grant::SessionRequest;
 use super::{Service, ServiceResult, TokenGrant};
@@ -13,6 +14,7 @@ impl Service {
         &self,
         provider: &str,
         token: &str,
+        nonce: Option<&str>,
         device: Device,
         upgrade: Option<SessionId>,
     ) -> ServiceResult<TokenGrant> {
@@ -20,7 +22,13 @@ impl Service {
             return Err(DomainError::invalid_field("provider", "unknown provider").into());
         }
         fields::exchange_token(token)?;
-        let identity = self.exchange.identify(provider, token).await?;
+        if let Some(nonce) = nonce {
+            fields::exchange_nonce(nonce)?;
+        }
+        let identity = self
+            .exchange
+            .identify(provider, token, nonce, self.now())
+            .await?;
         let user = self.user_for_identity(&identity).await?;
         if !user.active {
             return Err(DomainError::UserInactive.into());
@@ -36,14 +44,15 @@ impl Service {
     }
 
     /// Finds the user by (provider, external id) or creates one, refreshing the profile
-    /// the provider vouched for at each login.
+    /// the provider vouched for at each login; a single-use token is spent here, in the
+    /// same transaction, so a replay on any instance is refused.
     async fn user_for_identity(
         &self,
         identity: &ExternalIdentity,
     ) -> ServiceResult<sessiond_core::User> {
         let now = self.now();
         // An address is only recorded when nobody has it: the provider's word is not a
-        // reason to hand an existing account to whoever holds a partner token.
+        // reason to hand an existing account to whoever holds a provider's token.
         let email = identity.email.as_deref().and_then(|e| Email::parse(e).ok());
         let profile = UserProfile {
             name: identity.name.clone(),
@@ -51,23 +60,23 @@ impl Service {
             profile: identity.profile.clone(),
         };
         let mut tx = self.store.begin().await?;
+        if let Some(once) = &identity.single_use
+            && !tx.spend_token(&once.fingerprint, once.until).await?
+        {
+            return Err(DomainError::IdTokenRejected("it was already used").into());
+        }
         let user_id = match tx
             .identity_user(&identity.provider, &identity.external_id)
             .await?
         {
             Some(user_id) => user_id,
             None => {
-                let free_email = match &email {
-                    Some(e) if tx.user_id_by_email(e).await?.is_none() => Some(e.clone()),
-                    _ => None,
-                };
                 let user = tx
                     .insert_user(&NewUser {
                         id: UserId::new(),
-                        email: free_email,
+                        email: None,
                         name: identity.name.clone(),
                         password_hash: None,
-                        // The partner vouched for the person, not that they read this mail.
                         email_verified: false,
                         created_at: now,
                     })
@@ -81,7 +90,13 @@ impl Service {
         if let Some(e) = &email
             && tx.user_id_by_email(e).await?.is_none()
         {
-            tx.set_user_email(user_id, e).await?;
+            // A new address is verified only when the provider says so.
+            let changes = UserChanges {
+                name: None,
+                email: Some(e.clone()),
+                email_verified: Some(identity.email_verified),
+            };
+            tx.update_user(user_id, &changes, now).await?;
         }
         let user = tx
             .update_user_profile(user_id, &profile, now)

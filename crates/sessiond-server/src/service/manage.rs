@@ -206,6 +206,9 @@ impl Service {
         {
             tokio::task::yield_now().await;
         }
+        while self.store.purge_spent_tokens(now, PURGE_BATCH).await? > 0 {
+            tokio::task::yield_now().await;
+        }
         self.activity.prune(self.policy.idle_cutoff(now));
         metrics::counter!("sessiond_sessions_purged_total").increment(deleted);
         Ok(deleted)

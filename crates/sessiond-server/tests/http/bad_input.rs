@@ -623,6 +623,40 @@ async fn malformed_json_is_400() {
             .header("content-type", "application/x-www-form-urlencoded")
             .raw("token_type_hint=access_token")
             .expect(400, "VALIDATION_ERROR"),
+        case(
+            "malformed JSON, password change",
+            M::POST,
+            "/v1/session/password",
+        )
+        .auth(Auth::Access)
+        .json("{")
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "malformed JSON, password reset",
+            M::POST,
+            "/v1/auth/password/reset",
+        )
+        .json(r#"{"email": }"#)
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "malformed JSON, password reset confirm",
+            M::POST,
+            "/v1/auth/password/reset/confirm",
+        )
+        .json("[")
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "malformed JSON, email verify confirm",
+            M::POST,
+            "/v1/session/email/verify/confirm",
+        )
+        .auth(Auth::Access)
+        .json("{\"code\"")
+        .expect(400, "VALIDATION_ERROR"),
+        case("malformed JSON, email change", M::POST, "/v1/session/email")
+            .auth(Auth::Access)
+            .json("{email}")
+            .expect(400, "VALIDATION_ERROR"),
     ];
     run(&app, &fx, &cases).await;
     assert_untouched(&app, &fx).await;
@@ -664,6 +698,24 @@ async fn wrong_types_are_422() {
         case("introspect token is a number", M::POST, "/v1/introspect")
             .auth(Auth::Admin)
             .json(r#"{"token": 5}"#)
+            .expect(422, "VALIDATION_ERROR"),
+        case("new_password is a number", M::POST, "/v1/session/password")
+            .auth(Auth::Access)
+            .json(r#"{"current_password": "correct horse battery", "new_password": 12345678}"#)
+            .expect(422, "VALIDATION_ERROR"),
+        case("reset email is an object", M::POST, "/v1/auth/password/reset")
+            .json(r#"{"email": {"a": 1}}"#)
+            .expect(422, "VALIDATION_ERROR"),
+        case("patched email is a number", M::PATCH, format!("/v1/admin/users/{user}"))
+            .auth(Auth::Admin)
+            .json(r#"{"email": 5}"#)
+            .expect(422, "VALIDATION_ERROR"),
+        case("email_verified is a string", M::PATCH, format!("/v1/admin/users/{user}"))
+            .auth(Auth::Admin)
+            .json(r#"{"email_verified": "yes"}"#)
+            .expect(422, "VALIDATION_ERROR"),
+        case("exchange nonce is a number", M::POST, "/v1/auth/exchange")
+            .json(r#"{"provider": "x", "token": "t", "nonce": 5}"#)
             .expect(422, "VALIDATION_ERROR"),
     ];
     run(&app, &fx, &cases).await;
@@ -707,6 +759,36 @@ async fn missing_fields_are_422() {
             .auth(Auth::Admin)
             .json("{}")
             .expect(422, "VALIDATION_ERROR"),
+        case(
+            "password change without the current one",
+            M::POST,
+            "/v1/session/password",
+        )
+        .auth(Auth::Access)
+        .json(r#"{"new_password": "a much better passphrase"}"#)
+        .expect(422, "VALIDATION_ERROR"),
+        case("reset without email", M::POST, "/v1/auth/password/reset")
+            .json("{}")
+            .expect(422, "VALIDATION_ERROR"),
+        case(
+            "reset confirm without code",
+            M::POST,
+            "/v1/auth/password/reset/confirm",
+        )
+        .json(r#"{"challenge_id": "x", "new_password": "a much better passphrase"}"#)
+        .expect(422, "VALIDATION_ERROR"),
+        case("email change without email", M::POST, "/v1/session/email")
+            .auth(Auth::Access)
+            .json("{}")
+            .expect(422, "VALIDATION_ERROR"),
+        case(
+            "email verify confirm without challenge",
+            M::POST,
+            "/v1/session/email/verify/confirm",
+        )
+        .auth(Auth::Access)
+        .json(r#"{"code": "123456"}"#)
+        .expect(422, "VALIDATION_ERROR"),
     ];
     run(&app, &fx, &cases).await;
     assert_untouched(&app, &fx).await;
@@ -964,6 +1046,35 @@ async fn field_rules_are_422_naming_the_field() {
             .json(format!(r#"{{"device": {{"label": "{}"}}}}"#, "l".repeat(513)))
             .expect(422, "VALIDATION_ERROR")
             .field("device.label"),
+        case("new password too short", M::POST, "/v1/session/password")
+            .auth(Auth::Access)
+            .json(r#"{"current_password": "correct horse battery", "new_password": "short"}"#)
+            .expect(422, "VALIDATION_ERROR")
+            .field("new_password"),
+        case("new password is a common one", M::POST, "/v1/session/password")
+            .auth(Auth::Access)
+            .json(r#"{"current_password": "correct horse battery", "new_password": "password123"}"#)
+            .expect(422, "VALIDATION_ERROR")
+            .field("new_password"),
+        case("reset for a bad address", M::POST, "/v1/auth/password/reset")
+            .json(r#"{"email": "not an address"}"#)
+            .expect(422, "VALIDATION_ERROR")
+            .field("email"),
+        case("email change to a bad address", M::POST, "/v1/session/email")
+            .auth(Auth::Access)
+            .json(r#"{"email": "@example.com"}"#)
+            .expect(422, "VALIDATION_ERROR")
+            .field("email"),
+        case("patched email is no address", M::PATCH, format!("/v1/admin/users/{}", fx.user_id))
+            .auth(Auth::Admin)
+            .json(r#"{"email": "nope"}"#)
+            .expect(422, "VALIDATION_ERROR")
+            .field("email"),
+        case("patched name too long", M::PATCH, format!("/v1/admin/users/{}", fx.user_id))
+            .auth(Auth::Admin)
+            .json(format!(r#"{{"name": "{}"}}"#, "n".repeat(257)))
+            .expect(422, "VALIDATION_ERROR")
+            .field("name"),
     ];
     run(&app, &fx, &cases).await;
     assert_untouched(&app, &fx).await;
@@ -1009,6 +1120,26 @@ async fn missing_authorization_is_401_token_not_provided() {
         case("access token without scheme", M::GET, "/v1/session")
             .auth(Auth::Header(fx.access.clone().into_bytes()))
             .expect(401, "TOKEN_NOT_PROVIDED"),
+        case(
+            "no Authorization, password change",
+            M::POST,
+            "/v1/session/password",
+        )
+        .json(r#"{"current_password": "a", "new_password": "b"}"#)
+        .expect(401, "TOKEN_NOT_PROVIDED"),
+        case(
+            "no Authorization, email verify",
+            M::POST,
+            "/v1/session/email/verify",
+        )
+        .expect(401, "TOKEN_NOT_PROVIDED"),
+        case(
+            "no Authorization, email change",
+            M::POST,
+            "/v1/session/email",
+        )
+        .json(r#"{"email": "x@example.com"}"#)
+        .expect(401, "TOKEN_NOT_PROVIDED"),
     ];
     run(&app, &fx, &cases).await;
     assert_untouched(&app, &fx).await;
@@ -1127,6 +1258,34 @@ async fn bad_queries_are_400() {
             "/v1/sessions?except=current&except=current",
         )
         .auth(Auth::Access)
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "users limit is a word",
+            M::GET,
+            "/v1/admin/users?limit=many",
+        )
+        .auth(Auth::Admin)
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "users limit is negative",
+            M::GET,
+            "/v1/admin/users?limit=-1",
+        )
+        .auth(Auth::Admin)
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "users active is not a boolean",
+            M::GET,
+            "/v1/admin/users?active=maybe",
+        )
+        .auth(Auth::Admin)
+        .expect(400, "VALIDATION_ERROR"),
+        case(
+            "users cursor is not a uuid",
+            M::GET,
+            "/v1/admin/users?cursor=page-2",
+        )
+        .auth(Auth::Admin)
         .expect(400, "VALIDATION_ERROR"),
     ];
     run(&app, &fx, &cases).await;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use crate::common::*;
 use serde_json::json;
-use sessiond_server::infra::exchange::{ExchangeConfig, ProviderConfig, ResponseMapping};
+use sessiond_server::infra::exchange::{
+    ExchangeConfig, HttpProviderConfig, ProviderConfig, ResponseMapping,
+};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -17,7 +19,9 @@ fn the_shipped_rapido_example_is_a_valid_configuration() {
     let config: sessiond_server::Config =
         toml::from_str(&text).expect("the example parses as a full configuration");
     config.validate().unwrap();
-    let rapido = &config.exchange.providers["rapido"];
+    let ProviderConfig::Http(rapido) = &config.exchange.providers["rapido"] else {
+        panic!("rapido is an http provider");
+    };
     assert_eq!(rapido.timeout, Duration::from_secs(10));
     assert_eq!(rapido.response.user_id, "/data/user/id");
     let with_vars = |v: &str| {
@@ -37,7 +41,7 @@ backend_suite! {
             let mut config = ExchangeConfig::default();
             config.providers.insert(
                 "rapido".into(),
-                ProviderConfig {
+                ProviderConfig::Http(HttpProviderConfig {
                     url: format!("{}{PROVIDER_PATH}", server.uri()),
                     timeout,
                     body: r#"{"token": "{token}"}"#.into(),
@@ -56,9 +60,15 @@ backend_suite! {
                         mobile: Some("/data/user/mobile".into()),
                         profile: Some("/data/user/profile".into()),
                     },
-                },
+                }),
             );
             config
+        }
+        fn http_mut(exchange: &mut ExchangeConfig) -> &mut HttpProviderConfig {
+            match exchange.providers.get_mut("rapido") {
+                Some(ProviderConfig::Http(p)) => p,
+                _ => panic!("rapido is an http provider"),
+            }
         }
         fn user_answer(id: &str, name: &str) -> serde_json::Value {
             json!({"data": {"valid": true, "user": {"id": id, "email": "rider@example.com", "name": name, "mobile": "+911234567890", "profile": {"tier": "gold", "rides": 12}}}})
@@ -254,7 +264,7 @@ backend_suite! {
     async fn a_refused_connection_is_unavailable() {
         let server = MockServer::start().await;
         let mut exchange = rapido(&server, Duration::from_secs(2));
-        exchange.providers.get_mut("rapido").unwrap().url = "http://127.0.0.1:1/x".into();
+        http_mut(&mut exchange).url = "http://127.0.0.1:1/x".into();
         let app = spawn_with(move |c| c.exchange = exchange).await;
         app.post(
             "/v1/auth/exchange",
@@ -285,15 +295,57 @@ backend_suite! {
     }
 
     #[tokio::test]
+    async fn a_nonce_is_refused_by_a_provider_that_checks_none() {
+        let (app, server) = app_with_provider(Duration::from_secs(5)).await;
+        let problem = app
+            .post(
+                "/v1/auth/exchange",
+                json!({"provider": "rapido", "token": "t", "nonce": "n"}),
+            )
+            .await
+            .problem(422, "VALIDATION_ERROR");
+        assert_eq!(problem["errors"][0]["field"], "nonce", "{problem}");
+        let asked = server.received_requests().await.unwrap_or_default();
+        assert!(asked.is_empty(), "the provider was not asked");
+    }
+
+    #[tokio::test]
+    async fn a_new_address_from_the_partner_is_not_verified() {
+        let (app, server) = app_with_provider(Duration::from_secs(5)).await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(user_answer("u-9", "Ravi")))
+            .mount(&server)
+            .await;
+        let grant = app
+            .post("/v1/auth/exchange", json!({"provider": "rapido", "token": "t"}))
+            .await
+            .ok(200);
+        let id = grant["user"]["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/admin/users/{id}");
+        let user = app.admin(reqwest::Method::GET, &path, None).await.ok(200);
+        assert_eq!(user["email"], "rider@example.com");
+        assert_eq!(user["email_verified"], false, "{user}");
+        // Verified by an admin, then the partner reports another address: unverified again.
+        app.admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"email": "old@example.com", "email_verified": true})),
+        )
+        .await
+        .ok(200);
+        app.post("/v1/auth/exchange", json!({"provider": "rapido", "token": "t"}))
+            .await
+            .ok(200);
+        let user = app.admin(reqwest::Method::GET, &path, None).await.ok(200);
+        assert_eq!(user["email"], "rider@example.com");
+        assert_eq!(user["email_verified"], false, "{user}");
+    }
+
+    #[tokio::test]
     async fn a_missing_variable_fails_the_start_naming_it() {
         let server = MockServer::start().await;
         let mut exchange = rapido(&server, Duration::from_secs(1));
-        exchange
-            .providers
-            .get_mut("rapido")
-            .unwrap()
-            .headers
-            .insert(
+        http_mut(&mut exchange).headers.insert(
                 "x-secret".into(),
                 "${SURELY_UNSET_VAR_FOR_A_SESSIOND_TEST}".into(),
             );

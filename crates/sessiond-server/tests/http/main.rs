@@ -16,6 +16,7 @@ mod instances;
 mod lifecycle;
 mod login;
 mod oauth;
+mod oidc;
 mod ops;
 mod otp;
 mod policies;

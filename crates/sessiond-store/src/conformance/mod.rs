@@ -85,6 +85,8 @@ macro_rules! conformance_tests {
                 revocations_are_numbered_without_gaps,
                 live_revocations_are_those_still_alive,
                 purge_revocations_moves_the_watermark,
+                tokens_are_spent_once,
+                purge_spent_tokens_in_batches,
             ];
             shared: [
                 concurrent_session_limit_is_atomic,
@@ -92,6 +94,7 @@ macro_rules! conformance_tests {
                 concurrent_parent_and_child_refreshes_never_fail,
                 concurrent_otp_consumption_has_one_winner,
                 concurrent_revocations_are_seen_in_order,
+                concurrent_token_spending_has_one_winner,
             ];
         );
     };
@@ -128,13 +131,14 @@ mod otp;
 mod refresh_tokens;
 mod revocations;
 mod sessions;
+mod spent_tokens;
 mod transactions;
 mod users;
 
 pub use users::*;
 
 /// The aggregates' sources, read for [`assert_all_registered`].
-const SOURCES: [&str; 9] = [
+const SOURCES: [&str; 10] = [
     include_str!("accounts.rs"),
     include_str!("concurrency.rs"),
     include_str!("keys.rs"),
@@ -142,6 +146,7 @@ const SOURCES: [&str; 9] = [
     include_str!("refresh_tokens.rs"),
     include_str!("revocations.rs"),
     include_str!("sessions.rs"),
+    include_str!("spent_tokens.rs"),
     include_str!("transactions.rs"),
     include_str!("users.rs"),
 ];
@@ -181,6 +186,7 @@ pub use otp::*;
 pub use refresh_tokens::*;
 pub use revocations::*;
 pub use sessions::*;
+pub use spent_tokens::*;
 pub use transactions::*;
 
 // ---------------------------------------------------------------------------------------

@@ -498,6 +498,25 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn purge_spent_tokens(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64> {
+        let done = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(
+                    "DELETE FROM spent_tokens WHERE fingerprint IN \
+                     (SELECT fingerprint FROM spent_tokens WHERE expires_at < $1 LIMIT $2)",
+                )
+                .bind(ts(before))
+                .bind(i64::from(batch_size))
+                .execute(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         // Each arm walks its own index and stops after one batch, so a large backlog
         // costs at most three batches of index entries per call; UNION counts a session

@@ -707,6 +707,28 @@ impl Tx for PostgresTx {
         Ok(())
     }
 
+    async fn spend_token(
+        &mut self,
+        fingerprint: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // One statement: two instances racing on one token cannot both win.
+        let done = self
+            .run(async |conn| {
+                sqlx::query(
+                    "INSERT INTO spent_tokens (fingerprint, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (fingerprint) DO NOTHING",
+                )
+                .bind(fingerprint)
+                .bind(ts(expires_at))
+                .execute(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn identity_user(
         &mut self,
         provider: &str,

@@ -340,6 +340,20 @@ impl Store for SqliteStore {
         Ok(deleted as u64)
     }
 
+    async fn purge_spent_tokens(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64> {
+        let deleted = self
+            .writer
+            .run_blocking(move |c| {
+                c.prepare_cached(
+                    "DELETE FROM spent_tokens WHERE fingerprint IN \
+                     (SELECT fingerprint FROM spent_tokens WHERE expires_at < ?1 LIMIT ?2)",
+                )?
+                .execute(rusqlite::params![ms(before), i64::from(batch_size)])
+            })
+            .await?;
+        Ok(deleted as u64)
+    }
+
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         // One way of ending per batch, each a range scan of its own index with its own
         // LIMIT: a UNION of the three would collect and sort every ended id before

@@ -545,6 +545,19 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn spend_token(
+        &mut self,
+        fingerprint: &str,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let inserted = self.execute(
+            "INSERT INTO spent_tokens (fingerprint, expires_at) VALUES (?1, ?2) \
+             ON CONFLICT (fingerprint) DO NOTHING",
+            params![fingerprint, ms(expires_at)],
+        )?;
+        Ok(inserted == 1)
+    }
+
     async fn identity_user(
         &mut self,
         provider: &str,

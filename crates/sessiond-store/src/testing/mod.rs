@@ -158,4 +158,8 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
     ) -> StoreResult<u64> {
         self.store.purge_otp_challenges(before, batch_size).await
     }
+
+    async fn purge_spent_tokens(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64> {
+        self.store.purge_spent_tokens(before, batch_size).await
+    }
 }
