@@ -19,12 +19,16 @@ use sessiond_core::{
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+mod events;
 pub mod postgres;
 mod revocation_rows;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use events::{
+    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, NewEvent, StoredEvent, WebhookBacklog,
+};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -252,6 +256,40 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes one batch of spent-token fingerprints that expired before `before`.
     async fn purge_spent_tokens(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64>;
+
+    /// Events after `query.after` that pass every filter, by `seq`.
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<StoredEvent>>;
+
+    /// Deletes one batch of events that happened before `before`, with their deliveries.
+    async fn purge_events(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64>;
+
+    /// Leases up to `claim.limit` due deliveries: pending, due by `claim.now`, not leased
+    /// by anyone now, and not waiting behind an earlier pending delivery of the same
+    /// endpoint and ordering key. Instances claiming at once never get the same one.
+    async fn claim_deliveries(&self, claim: &DeliveryClaim) -> StoreResult<Vec<Delivery>>;
+
+    /// Records how an attempt at a delivery ended, and releases its lease.
+    async fn finish_delivery(
+        &self,
+        endpoint: &str,
+        event_seq: u64,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()>;
+
+    /// Disables an endpoint at this URL: its pending deliveries end (state `disabled`) and
+    /// [`Store::disabled_endpoints`] names it until its URL changes. The number ended.
+    async fn disable_endpoint(
+        &self,
+        endpoint: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// The disabled (endpoint, URL) pairs.
+    async fn disabled_endpoints(&self) -> StoreResult<Vec<(String, String)>>;
+
+    /// Pending deliveries per endpoint that has any.
+    async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>>;
 }
 
 /// One atomic unit of writes. Every read inside sees the transaction's own writes, and
@@ -375,6 +413,10 @@ pub trait Tx: Send {
     async fn record_otp_failure(&mut self, id: &str) -> StoreResult<()>;
     async fn consume_otp_challenge(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()>;
+
+    /// Records events (and a pending delivery per endpoint each goes to) in this
+    /// transaction: they exist exactly when the change they describe does.
+    async fn record_events(&mut self, events: &[NewEvent]) -> StoreResult<()>;
 
     /// Records that the single-use token with this fingerprint was used, until
     /// `expires_at`: `true` the first time, `false` for every later use (on any instance).

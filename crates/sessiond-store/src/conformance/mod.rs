@@ -87,6 +87,10 @@ macro_rules! conformance_tests {
                 purge_revocations_moves_the_watermark,
                 tokens_are_spent_once,
                 purge_spent_tokens_in_batches,
+                events_round_trip_and_filter,
+                deliveries_are_claimed_in_order_under_leases,
+                endpoints_are_disabled_and_backlogs_counted,
+                purge_events_in_batches,
             ];
             shared: [
                 concurrent_session_limit_is_atomic,
@@ -95,6 +99,7 @@ macro_rules! conformance_tests {
                 concurrent_otp_consumption_has_one_winner,
                 concurrent_revocations_are_seen_in_order,
                 concurrent_token_spending_has_one_winner,
+                concurrent_claims_never_share_a_delivery,
             ];
         );
     };
@@ -126,6 +131,7 @@ macro_rules! conformance_tests {
 
 mod accounts;
 mod concurrency;
+mod events;
 mod keys;
 mod otp;
 mod refresh_tokens;
@@ -138,9 +144,10 @@ mod users;
 pub use users::*;
 
 /// The aggregates' sources, read for [`assert_all_registered`].
-const SOURCES: [&str; 10] = [
+const SOURCES: [&str; 11] = [
     include_str!("accounts.rs"),
     include_str!("concurrency.rs"),
+    include_str!("events.rs"),
     include_str!("keys.rs"),
     include_str!("otp.rs"),
     include_str!("refresh_tokens.rs"),
@@ -181,6 +188,7 @@ pub fn assert_all_registered(registered: &[&str]) {
 }
 pub use accounts::*;
 pub use concurrency::*;
+pub use events::*;
 pub use keys::*;
 pub use otp::*;
 pub use refresh_tokens::*;

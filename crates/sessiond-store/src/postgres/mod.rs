@@ -14,6 +14,7 @@
 
 pub mod events;
 mod lease;
+mod outbox;
 mod revocations;
 mod rows;
 mod tx;
@@ -34,8 +35,8 @@ use self::lease::Lease;
 use self::rows::{USER_COLUMNS, db_error, ts};
 use self::tx::Lock;
 use crate::{
-    Identity, LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials,
-    UserQuery,
+    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PurgeBefore, Store,
+    StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery, WebhookBacklog,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/postgres/migrations");
@@ -515,6 +516,73 @@ impl Store for PostgresStore {
             })
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<StoredEvent>> {
+        self.lease()
+            .await?
+            .read(async |conn| outbox::list(conn, query).await)
+            .await
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64> {
+        self.lease()
+            .await?
+            .read(async |conn| outbox::purge(conn, before, batch_size).await)
+            .await
+    }
+
+    async fn claim_deliveries(&self, claim: &DeliveryClaim) -> StoreResult<Vec<Delivery>> {
+        self.lease()
+            .await?
+            .read(async |conn| outbox::claim(conn, claim).await)
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        endpoint: &str,
+        event_seq: u64,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()> {
+        self.lease()
+            .await?
+            .read(async |conn| outbox::finish(conn, endpoint, event_seq, outcome).await)
+            .await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        endpoint: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        // One transaction: the endpoint is disabled exactly when its deliveries end.
+        self.lease()
+            .await?
+            .read(async |conn| {
+                let mut tx = sqlx::Connection::begin(conn)
+                    .await
+                    .map_err(rows::db_error)?;
+                let ended = outbox::disable(&mut tx, endpoint, url, at).await?;
+                tx.commit().await.map_err(rows::db_error)?;
+                Ok(ended)
+            })
+            .await
+    }
+
+    async fn disabled_endpoints(&self) -> StoreResult<Vec<(String, String)>> {
+        self.lease()
+            .await?
+            .read(async |conn| outbox::disabled(conn).await)
+            .await
+    }
+
+    async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>> {
+        self.lease()
+            .await?
+            .read(async |conn| outbox::backlog(conn).await)
+            .await
     }
 
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {

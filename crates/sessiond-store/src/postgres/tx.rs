@@ -26,8 +26,8 @@ use uuid::Uuid;
 use super::lease::Lease;
 use super::rows::{self, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, db_error, ts};
 use crate::{
-    LiveWindow, NewRefreshToken, NewSession, NewUser, StoreError, StoreResult, Tx, UserChanges,
-    UserProfile,
+    LiveWindow, NewEvent, NewRefreshToken, NewSession, NewUser, StoreError, StoreResult, Tx,
+    UserChanges, UserProfile,
 };
 
 /// A transaction on a leased connection. BEGIN, COMMIT and ROLLBACK are sent here rather
@@ -705,6 +705,11 @@ impl Tx for PostgresTx {
         })
         .await?;
         Ok(())
+    }
+
+    async fn record_events(&mut self, events: &[NewEvent]) -> StoreResult<()> {
+        self.run(async |conn| super::outbox::record(conn, events).await)
+            .await
     }
 
     async fn spend_token(

@@ -6,6 +6,7 @@
 //! `sessiond keys rotate` on the same file. Readers use their own pool (sqlx) and never
 //! wait for writers.
 
+mod outbox;
 mod revocations;
 mod rows;
 mod tx;
@@ -29,8 +30,8 @@ use sqlx::sqlite::{
 use self::rows::{USER_COLUMNS, db_error, ms};
 use self::writer::Writer;
 use crate::{
-    Identity, LiveWindow, PurgeBefore, Store, StoreError, StoreResult, Tx, UserCredentials,
-    UserQuery,
+    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PurgeBefore, Store,
+    StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery, WebhookBacklog,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/sqlite/migrations");
@@ -352,6 +353,44 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(deleted as u64)
+    }
+
+    async fn events(&self, query: &EventQuery) -> StoreResult<Vec<StoredEvent>> {
+        outbox::list(&self.reader, query).await
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64> {
+        outbox::purge(&self.writer, before, batch_size).await
+    }
+
+    async fn claim_deliveries(&self, claim: &DeliveryClaim) -> StoreResult<Vec<Delivery>> {
+        outbox::claim(&self.writer, claim).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        endpoint: &str,
+        event_seq: u64,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()> {
+        outbox::finish(&self.writer, endpoint, event_seq, outcome).await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        endpoint: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        outbox::disable(&self.writer, endpoint, url, at).await
+    }
+
+    async fn disabled_endpoints(&self) -> StoreResult<Vec<(String, String)>> {
+        outbox::disabled(&self.reader).await
+    }
+
+    async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>> {
+        outbox::backlog(&self.reader).await
     }
 
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {

@@ -23,7 +23,8 @@ use super::rows::{
 use super::writer::{WriteTx, write_error};
 use crate::revocation_rows::FactRow;
 use crate::{
-    LiveWindow, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserChanges, UserProfile,
+    LiveWindow, NewEvent, NewRefreshToken, NewSession, NewUser, StoreResult, Tx, UserChanges,
+    UserProfile,
 };
 
 static SESSION_WITH_USER: LazyLock<String> = LazyLock::new(|| {
@@ -543,6 +544,10 @@ impl Tx for SqliteTx {
     async fn delete_otp_challenge(&mut self, id: &str) -> StoreResult<()> {
         self.execute("DELETE FROM otp_challenges WHERE id = ?", [id])?;
         Ok(())
+    }
+
+    async fn record_events(&mut self, events: &[NewEvent]) -> StoreResult<()> {
+        super::outbox::record(self.tx.conn(), events).map_err(write_error)
     }
 
     async fn spend_token(

@@ -162,4 +162,47 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
     async fn purge_spent_tokens(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64> {
         self.store.purge_spent_tokens(before, batch_size).await
     }
+
+    async fn events(&self, query: &crate::EventQuery) -> StoreResult<Vec<crate::StoredEvent>> {
+        self.store.events(query).await
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, batch_size: u32) -> StoreResult<u64> {
+        self.store.purge_events(before, batch_size).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        claim: &crate::DeliveryClaim,
+    ) -> StoreResult<Vec<crate::Delivery>> {
+        self.store.claim_deliveries(claim).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        endpoint: &str,
+        event_seq: u64,
+        outcome: &crate::DeliveryOutcome,
+    ) -> StoreResult<()> {
+        self.store
+            .finish_delivery(endpoint, event_seq, outcome)
+            .await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        endpoint: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.store.disable_endpoint(endpoint, url, at).await
+    }
+
+    async fn disabled_endpoints(&self) -> StoreResult<Vec<(String, String)>> {
+        self.store.disabled_endpoints().await
+    }
+
+    async fn webhook_backlog(&self) -> StoreResult<Vec<crate::WebhookBacklog>> {
+        self.store.webhook_backlog().await
+    }
 }
