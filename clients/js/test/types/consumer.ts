@@ -13,6 +13,13 @@ import {
   type TokenResponse,
   type WhoAmI,
 } from "../../dist/index.js";
+import {
+  signWebhook,
+  verifyWebhook,
+  WebhookVerificationError,
+  type WebhookEvent,
+  type WebhookVerificationReason,
+} from "@sessiond/client/webhooks"; // the package's exports map, as an app resolves it
 
 export async function app(): Promise<void> {
   const auth = createClient({ baseUrl: "https://auth.example.com", device: { label: "phone" } });
@@ -49,4 +56,33 @@ export async function app(): Promise<void> {
   // @ts-expect-error: no token in a cookie-mode answer
   void answer.access_token;
   web.dispose();
+}
+
+// The webhooks entry (`@sessiond/client/webhooks`): a receiver's code type-checks.
+export async function receiver(
+  rawBody: Uint8Array,
+  nodeHeaders: Record<string, string | string[] | undefined>,
+): Promise<void> {
+  const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  try {
+    const event: WebhookEvent = await verifyWebhook(secret, nodeHeaders, rawBody, { toleranceSeconds: 60 });
+    void (event.type satisfies string | undefined);
+    const typed = await verifyWebhook<{ type: "x"; data: { n: number } }>(secret, new Headers(), "{}", {
+      now: new Date(),
+    });
+    void (typed.data.n satisfies number);
+  } catch (e) {
+    if (e instanceof WebhookVerificationError) {
+      const reason: WebhookVerificationReason = e.reason;
+      void reason;
+    }
+  }
+  const signature: string = await signWebhook(secret, "msg_1", Math.floor(Date.now() / 1000), "{}");
+  void signature;
+  // @ts-expect-error: the body is the raw string or bytes, never a parsed object
+  await verifyWebhook(secret, nodeHeaders, { type: "x" });
+  // @ts-expect-error: no such option
+  await verifyWebhook(secret, nodeHeaders, "{}", { tolerance: 60 });
+  // @ts-expect-error: no such reason
+  void ((r: WebhookVerificationReason) => r === "expired");
 }
