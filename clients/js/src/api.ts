@@ -63,6 +63,27 @@ export interface EmailChangeRequest {
   email: string;
 }
 
+export interface EventPageView {
+  events: EventView[];
+  /** Where the next page starts; null when this page is the last one now. */
+  next_cursor?: number | null;
+}
+
+/** An audit event: what happened, to whom, and its own fields. */
+export interface EventView {
+  /** The type's own fields (`session.ended`: `reason` and `initiator`; `login.failed`: `method` and `reason`; …). */
+  data: Record<string, unknown>;
+  /** Also the `webhook-id` of its deliveries. */
+  id: string;
+  occurred_at: string;
+  /** Its place in the log; the cursor. */
+  seq: number;
+  session_id?: string | null;
+  /** `user.created`, `session.ended`, `login.failed`, … */
+  type: string;
+  user_id?: string | null;
+}
+
 /** The sessions `DELETE /v1/sessions` leaves alone. */
 export type Except = "current";
 

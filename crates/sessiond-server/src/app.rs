@@ -23,9 +23,11 @@ use crate::infra::exchange::{Exchange, ExchangeConfigError};
 use crate::infra::mail::{MailConfigError, Mailer, Templates};
 use crate::infra::password_pool::PasswordPool;
 use crate::infra::redis::Redis;
+use crate::infra::webhooks::{WebhookConfigError, Webhooks};
 use crate::ratelimit::{
     CounterStore, FallbackCounters, MemoryCounters, RateLimiter, RedisCounters,
 };
+use crate::service::events::Outbox;
 use crate::service::otp::OtpSettings;
 use crate::service::{Service, ServiceParts};
 use crate::state::activity::ActivityTracker;
@@ -72,6 +74,8 @@ pub enum AppError {
     Mail(#[from] MailConfigError),
     #[error(transparent)]
     Exchange(#[from] ExchangeConfigError),
+    #[error(transparent)]
+    Webhooks(#[from] WebhookConfigError),
 }
 
 pub struct App {
@@ -136,6 +140,12 @@ impl App {
             mailer,
         );
         let exchange = Exchange::new(&config.exchange, |var| std::env::var(var).ok())?;
+        let webhooks = Webhooks::new(&config.webhooks, |var| std::env::var(var).ok())?;
+        let outbox = Arc::new(Outbox::new(
+            Arc::new(webhooks),
+            config.record_refresh_events,
+        ));
+        outbox.set_disabled(&store.disabled_endpoints().await?);
         // With PostgreSQL, other instances change sessions too: the cache waits for the
         // change subscription before it is trusted.
         let cache = Arc::new(SessionCache::new(
@@ -175,6 +185,9 @@ impl App {
             },
             session_retention: chrono::Duration::from_std(config.session_retention)
                 .unwrap_or(chrono::Duration::MAX),
+            events_retention: chrono::Duration::from_std(config.events_retention)
+                .unwrap_or(chrono::Duration::MAX),
+            outbox,
             store,
             clock,
             policy,
@@ -301,6 +314,10 @@ impl App {
                 }
             })));
         }
+        tasks.push(tokio::spawn(crate::service::webhooks::run(
+            self.state.service.clone(),
+            self.stopping.subscribe(),
+        )));
         let service = self.state.service.clone();
         tasks.push(tokio::spawn(service.feed().clone().poll(move || {
             let service = service.clone();

@@ -93,11 +93,21 @@ async fn keys(command: KeysCommand, config: Config) -> anyhow::Result<()> {
             } else {
                 now + sessiond_server::state::keys::PUBLISH_LEAD
             };
+            let webhooks =
+                sessiond_server::infra::webhooks::Webhooks::new(&config.webhooks, |var| {
+                    std::env::var(var).ok()
+                })?;
+            let outbox = sessiond_server::service::events::Outbox::new(
+                std::sync::Arc::new(webhooks),
+                config.record_refresh_events,
+            );
+            outbox.set_disabled(&store.disabled_endpoints().await?);
             let key = sessiond_server::state::keys::rotate(
                 store.as_ref(),
                 now,
                 signs_from,
                 config.policy().access_token_ttl,
+                &outbox,
             )
             .await?;
             println!(

@@ -10,6 +10,7 @@ use sessiond_core::{OnLimit, SessionPolicy};
 
 use crate::http::web::WebConfig;
 use crate::infra::exchange::ExchangeConfig;
+use crate::infra::webhooks::WebhooksConfig;
 use crate::ratelimit::RateLimitConfig;
 
 mod values;
@@ -110,6 +111,13 @@ pub struct Config {
     pub otp: OtpConfig,
     pub exchange: ExchangeConfig,
     pub web: WebConfig,
+    /// How long audit events are kept before cleanup deletes them.
+    #[serde(with = "humantime_serde")]
+    pub events_retention: Duration,
+    /// Record every refresh as a `session.refreshed` event (off: they are counted in
+    /// metrics, as they are the most frequent write by far).
+    pub record_refresh_events: bool,
+    pub webhooks: WebhooksConfig,
 }
 
 /// Emailed one-time codes (`[otp]`).
@@ -186,6 +194,9 @@ impl Default for Config {
             otp: OtpConfig::default(),
             exchange: ExchangeConfig::default(),
             web: WebConfig::default(),
+            events_retention: Duration::from_secs(30 * 24 * 3600),
+            record_refresh_events: false,
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -348,6 +359,7 @@ impl Config {
         shown.redis_url = shown.redis_url.as_ref().map(RedisUrl::masked);
         shown.smtp_url = shown.smtp_url.as_ref().map(SmtpUrl::masked);
         shown.exchange = crate::infra::exchange::masked(&shown.exchange);
+        shown.webhooks = crate::infra::webhooks::masked(&shown.webhooks);
         shown
     }
 }
@@ -362,7 +374,8 @@ mod tests {
         if let Some(map) = value.as_object() {
             for (key, inner) in map {
                 let path = format!("{prefix}{key}");
-                if inner.is_object() && path != "exchange.providers" {
+                if inner.is_object() && path != "exchange.providers" && path != "webhooks.endpoints"
+                {
                     keys(inner, &format!("{path}."), out);
                 } else {
                     out.push(path);
@@ -389,6 +402,9 @@ mod tests {
                     Some(limit) if limit != "enabled" => format!("| `{limit}` |"),
                     _ if key.as_str() == "exchange.providers" => {
                         "| `exchange.providers.<name>` |".to_owned()
+                    }
+                    _ if key.as_str() == "webhooks.endpoints" => {
+                        "| `webhooks.endpoints.<name>` |".to_owned()
                     }
                     _ => format!("| `{key}` |"),
                 };

@@ -165,6 +165,62 @@ pub struct UserListQuery {
     pub limit: Option<u32>,
 }
 
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventListQuery {
+    /// `next_cursor` of the previous page (or an event's `seq`): events after it.
+    #[param(minimum = 0)]
+    pub after: Option<u64>,
+    /// One event type, e.g. `session.ended`.
+    pub r#type: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    /// Events per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+/// An audit event: what happened, to whom, and its own fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Its place in the log; the cursor.
+    pub seq: u64,
+    /// Also the `webhook-id` of its deliveries.
+    pub id: Uuid,
+    /// `user.created`, `session.ended`, `login.failed`, …
+    pub r#type: String,
+    #[serde(serialize_with = "super::rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: DateTime<Utc>,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    /// The type's own fields (`session.ended`: `reason` and `initiator`; `login.failed`:
+    /// `method` and `reason`; …).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+impl From<sessiond_store::StoredEvent> for EventView {
+    fn from(e: sessiond_store::StoredEvent) -> Self {
+        Self {
+            seq: e.seq,
+            id: e.id,
+            r#type: e.kind,
+            occurred_at: e.occurred_at,
+            user_id: e.user_id.map(|u| u.as_uuid()),
+            session_id: e.session_id.map(|s| s.as_uuid()),
+            data: e.data,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPageView {
+    pub events: Vec<EventView>,
+    /// Where the next page starts; null when this page is the last one now.
+    pub next_cursor: Option<u64>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserPageView {
     pub users: Vec<UserView>,

@@ -26,7 +26,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use self::problem::{ApiError, method_not_allowed, route_not_found};
 use self::routes::{
-    account, admin, auth, exchange, forward_auth, oauth, ops, otp, revocations, session, tokens,
+    account, admin, auth, events, exchange, forward_auth, oauth, ops, otp, revocations, session,
+    tokens,
 };
 use crate::AppState;
 
@@ -65,6 +66,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             admin::delete_user
         ))
         .routes(routes!(admin::cleanup))
+        .routes(routes!(events::list_events))
         .routes(routes!(revocations::list_revocations))
         .routes(routes!(revocations::revocation_snapshot))
         .routes(routes!(revocations::stream_revocations))

@@ -8,3 +8,4 @@ pub mod oidc;
 pub mod password_pool;
 pub mod redis;
 pub mod storage;
+pub mod webhooks;

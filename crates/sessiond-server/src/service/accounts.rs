@@ -4,10 +4,13 @@
 
 use std::net::IpAddr;
 
+use serde_json::json;
 use sessiond_core::otp::OtpPurpose;
 use sessiond_core::password::Password;
 use sessiond_core::password_policy::new_password;
-use sessiond_core::{AuthMethod, Device, DomainError, Email, RevokeReason, User, UserId};
+use sessiond_core::{
+    AuthMethod, Device, DomainError, Email, EventType, RevokeReason, User, UserId,
+};
 use sessiond_store::{StoreError, UserChanges};
 
 use super::grant::SessionRequest;
@@ -77,8 +80,17 @@ impl Service {
             .revoke_user_sessions(user_id, Some(auth.session.id), reason, now)
             .await?;
         // By session, not by user: the caller's own tokens must stay good.
-        self.record_ended(tx.as_mut(), &revoked, None, reason, now)
+        self.record_ended(tx.as_mut(), &revoked, Some(user_id), None, reason, now)
             .await?;
+        let data = json!({"other_sessions_ended": revoked.len()});
+        self.record_one(
+            tx.as_mut(),
+            EventType::PasswordChanged,
+            Some(user_id),
+            Some(auth.session.id),
+            data,
+        )
+        .await?;
         tx.commit().await?;
         self.ended(&revoked).await;
         tracing::info!(user_id = %user_id, revoked = revoked.len(), "password changed");
@@ -163,8 +175,24 @@ impl Service {
             .await?
             .ok_or(DomainError::OtpInvalid)?;
         let revoked = tx.revoke_user_sessions(user_id, None, reason, now).await?;
-        self.record_ended(tx.as_mut(), &revoked, Some(user_id), reason, now)
-            .await?;
+        self.record_ended(
+            tx.as_mut(),
+            &revoked,
+            Some(user_id),
+            Some(user_id),
+            reason,
+            now,
+        )
+        .await?;
+        let data = json!({"sessions_ended": revoked.len()});
+        self.record_one(
+            tx.as_mut(),
+            EventType::PasswordReset,
+            Some(user_id),
+            None,
+            data,
+        )
+        .await?;
         tx.commit().await?;
         self.fanout.publish(&[Invalidation::User(user_id)]).await;
         self.ended(&revoked).await;
@@ -288,6 +316,15 @@ impl Service {
                 other => super::ServiceError::from(other),
             })?
             .ok_or(DomainError::NotFound)?;
+        let changed = json!({"changed": ["email", "email_verified"], "by": "user"});
+        self.record_one(
+            tx.as_mut(),
+            EventType::UserUpdated,
+            Some(user.id),
+            None,
+            changed,
+        )
+        .await?;
         tx.commit().await?;
         self.fanout.publish(&[Invalidation::User(user.id)]).await;
         tracing::info!(user_id = %user.id, "email changed");

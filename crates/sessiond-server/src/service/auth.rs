@@ -45,6 +45,8 @@ impl Service {
             }
             other => super::ServiceError::from(other),
         })?;
+        self.record_user_created(tx.as_mut(), &user, "registration")
+            .await?;
         tx.commit().await?;
         tracing::info!(user_id = %user.id, "user registered");
         self.establish(SessionRequest {
@@ -79,10 +81,18 @@ impl Service {
             .passwords
             .verify_and_upgrade(Password::for_login(password), stored_hash)
             .await?;
+        let known = credentials.as_ref().map(|c| c.user.id);
         let Some(credentials) = credentials.filter(|_| matches) else {
             metrics::counter!("sessiond_login_failures_total", "method" => "pwd").increment(1);
             self.limits
                 .record_failure(Secret::Password, email.as_str(), client_ip)
+                .await;
+            let reason = if known.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_email"
+            };
+            self.record_failed_login("pwd", reason, known, &device)
                 .await;
             return Err(DomainError::InvalidCredentials.into());
         };
@@ -90,9 +100,15 @@ impl Service {
             self.store_upgraded_hash(credentials.user.id, &hash).await;
         }
         if !credentials.user.active {
+            self.record_failed_login("pwd", "user_inactive", known, &device)
+                .await;
             return Err(DomainError::UserInactive.into());
         }
-        self.may_log_in_with_password(&credentials.user)?;
+        if let Err(e) = self.may_log_in_with_password(&credentials.user) {
+            self.record_failed_login("pwd", "email_not_verified", known, &device)
+                .await;
+            return Err(e);
+        }
         self.establish(SessionRequest {
             user: Some(credentials.user),
             method: AuthMethod::Password,
@@ -147,15 +163,19 @@ impl Service {
         let user = match tx.lock_user(id).await? {
             Some(existing) => existing,
             None => {
-                tx.insert_user(&NewUser {
-                    id,
-                    email: None,
-                    name: None,
-                    password_hash: None,
-                    email_verified: false,
-                    created_at: self.now(),
-                })
-                .await?
+                let user = tx
+                    .insert_user(&NewUser {
+                        id,
+                        email: None,
+                        name: None,
+                        password_hash: None,
+                        email_verified: false,
+                        created_at: self.now(),
+                    })
+                    .await?;
+                self.record_user_created(tx.as_mut(), &user, "admin_session")
+                    .await?;
+                user
             }
         };
         tx.commit().await?;

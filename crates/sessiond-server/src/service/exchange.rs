@@ -25,10 +25,24 @@ impl Service {
         if let Some(nonce) = nonce {
             fields::exchange_nonce(nonce)?;
         }
-        let identity = self
+        let identity = match self
             .exchange
             .identify(provider, token, nonce, self.now())
-            .await?;
+            .await
+        {
+            Ok(identity) => identity,
+            Err(e) => {
+                if matches!(
+                    e,
+                    DomainError::UpstreamRejected | DomainError::IdTokenRejected(_)
+                ) {
+                    let method = format!("exchange:{provider}");
+                    self.record_failed_login(&method, e.code().as_str(), None, &device)
+                        .await;
+                }
+                return Err(e.into());
+            }
+        };
         let user = self.user_for_identity(&identity).await?;
         if !user.active {
             return Err(DomainError::UserInactive.into());
@@ -83,6 +97,8 @@ impl Service {
                     .await?;
                 tx.insert_identity(&identity.provider, &identity.external_id, user.id, now)
                     .await?;
+                let via = format!("exchange:{}", identity.provider);
+                self.record_user_created(tx.as_mut(), &user, &via).await?;
                 tracing::info!(user_id = %user.id, provider = %identity.provider, "user created by token exchange");
                 user.id
             }

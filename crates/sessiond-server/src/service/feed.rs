@@ -48,11 +48,14 @@ impl Service {
         facts
     }
 
-    /// Records the facts of ended sessions in `tx` (nothing when none ended).
+    /// Records what ending `sessions` means in `tx`: the revocation facts (with `user`,
+    /// every token of the user issued before now dies too) and a `session.ended` event
+    /// each. `owner` is whose sessions they are, when the caller knows; else it is read.
     pub(super) async fn record_ended(
         &self,
         tx: &mut dyn Tx,
         sessions: &[SessionId],
+        owner: Option<UserId>,
         user: Option<UserId>,
         reason: RevokeReason,
         now: DateTime<Utc>,
@@ -62,7 +65,16 @@ impl Service {
         }
         let facts = self.revocation_facts(sessions, user, reason, now);
         tx.record_revocations(&facts, now).await?;
-        Ok(())
+        let mut owned = Vec::with_capacity(sessions.len());
+        for &session in sessions {
+            let owner = match owner {
+                Some(owner) => Some(owner),
+                None => tx.lock_session(session).await?.and_then(|(s, _)| s.user_id),
+            };
+            owned.push((session, owner));
+        }
+        let events = self.ended_events(&owned, reason, now);
+        self.record(tx, &events).await
     }
 
     /// Facts after `cursor`. A cursor the feed can no longer continue (its facts purged,

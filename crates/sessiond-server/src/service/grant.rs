@@ -8,6 +8,10 @@ use sessiond_core::{
 };
 use sessiond_store::{NewRefreshToken, NewSession, Tx};
 
+use serde_json::json;
+use sessiond_core::EventType;
+
+use super::events::device_json;
 use super::{Service, ServiceResult, SessionInfo};
 
 /// Everything a token response carries.
@@ -57,6 +61,7 @@ impl Service {
             changed.push(session.id);
         }
 
+        let upgraded = upgradable.is_some();
         let session = match upgradable {
             Some(mut session) => {
                 let uid = user_id.expect("only logins upgrade sessions");
@@ -102,6 +107,19 @@ impl Service {
             created_at: now,
             expires_at: refresh_expires_at,
         })
+        .await?;
+        let created = json!({
+            "method": session.auth_method.to_string(),
+            "device": device_json(&session.device),
+            "upgraded_from_anonymous": upgraded,
+        });
+        self.record_one(
+            tx.as_mut(),
+            EventType::SessionCreated,
+            session.user_id,
+            Some(session.id),
+            created,
+        )
         .await?;
         tx.commit().await?;
         self.ended(&changed).await;
@@ -163,7 +181,8 @@ impl Service {
                 let victims: Vec<SessionId> = live.iter().take(excess).map(|s| s.id).collect();
                 let reason = RevokeReason::EvictedByLimit;
                 let evicted = tx.revoke_sessions(&victims, reason, now).await?;
-                self.record_ended(tx, &evicted, None, reason, now).await?;
+                self.record_ended(tx, &evicted, Some(user), None, reason, now)
+                    .await?;
                 tracing::info!(user_id = %user, evicted = evicted.len(), "session limit reached: evicted the oldest sessions");
                 Ok(evicted)
             }

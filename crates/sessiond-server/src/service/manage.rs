@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use sessiond_core::{DomainError, RevokeReason, SessionId, User, UserId, fields};
+use serde_json::json;
+use sessiond_core::{DomainError, EventType, RevokeReason, SessionId, User, UserId, fields};
 use sessiond_store::PurgeBefore;
 
 use super::{Authenticated, Service, ServiceResult, SessionInfo};
@@ -147,16 +148,26 @@ impl Service {
     pub async fn set_user_active(&self, id: UserId, active: bool) -> ServiceResult<User> {
         let now = self.now();
         let mut tx = self.store.begin().await?;
+        let was_active = tx.lock_user(id).await?.ok_or(DomainError::NotFound)?.active;
         let user = tx
             .set_user_active(id, active, now)
             .await?
             .ok_or(DomainError::NotFound)?;
+        if was_active != active {
+            let kind = if active {
+                EventType::UserReactivated
+            } else {
+                EventType::UserDeactivated
+            };
+            self.record_one(tx.as_mut(), kind, Some(id), None, json!({}))
+                .await?;
+        }
         let revoked = if active {
             Vec::new()
         } else {
             let reason = RevokeReason::UserDeactivated;
             let revoked = tx.revoke_user_sessions(id, None, reason, now).await?;
-            self.record_ended(tx.as_mut(), &revoked, Some(id), reason, now)
+            self.record_ended(tx.as_mut(), &revoked, Some(id), Some(id), reason, now)
                 .await?;
             revoked
         };
@@ -209,6 +220,10 @@ impl Service {
         while self.store.purge_spent_tokens(now, PURGE_BATCH).await? > 0 {
             tokio::task::yield_now().await;
         }
+        let events = self.purge_events().await?;
+        if events > 0 {
+            tracing::info!(deleted = events, "purged events past their retention");
+        }
         self.activity.prune(self.policy.idle_cutoff(now));
         metrics::counter!("sessiond_sessions_purged_total").increment(deleted);
         Ok(deleted)
@@ -218,7 +233,7 @@ impl Service {
         let now = self.now();
         let mut tx = self.store.begin().await?;
         let revoked = tx.revoke_sessions(ids, reason, now).await?;
-        self.record_ended(tx.as_mut(), &revoked, None, reason, now)
+        self.record_ended(tx.as_mut(), &revoked, None, None, reason, now)
             .await?;
         tx.commit().await?;
         self.ended(&revoked).await;
@@ -240,7 +255,7 @@ impl Service {
         // Everywhere: the user's tokens die by their subject too. "Everywhere else"
         // must spare this session's, so it names the sessions alone.
         let everywhere = keep.is_none().then_some(user);
-        self.record_ended(tx.as_mut(), &revoked, everywhere, reason, now)
+        self.record_ended(tx.as_mut(), &revoked, Some(user), everywhere, reason, now)
             .await?;
         tx.commit().await?;
         self.ended(&revoked).await;

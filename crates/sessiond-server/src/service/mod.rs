@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 mod check;
+pub mod events;
 mod exchange;
 mod feed;
 mod grant;
@@ -11,6 +12,7 @@ pub mod manage;
 pub mod otp;
 mod refresh;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -73,6 +75,9 @@ pub struct ServiceParts {
     /// admin key).
     pub verifier_keys: Vec<TokenHash>,
     pub accounts: accounts::AccountSettings,
+    pub outbox: Arc<events::Outbox>,
+    /// How long events are kept.
+    pub events_retention: chrono::Duration,
 }
 
 pub struct Service {
@@ -95,6 +100,8 @@ pub struct Service {
     feed: Arc<crate::state::feed::FeedWatch>,
     verifier_keys: Vec<TokenHash>,
     accounts: accounts::AccountSettings,
+    outbox: Arc<events::Outbox>,
+    events_retention: chrono::Duration,
 }
 
 impl From<ServiceParts> for Service {
@@ -117,6 +124,8 @@ impl From<ServiceParts> for Service {
             feed: p.feed,
             verifier_keys: p.verifier_keys,
             accounts: p.accounts,
+            outbox: p.outbox,
+            events_retention: p.events_retention,
         }
     }
 }

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use sessiond_core::otp::{self, OtpChallenge, OtpCode, OtpPurpose, OtpVerdict};
-use sessiond_core::{AuthMethod, Device, DomainError, Email, SessionId, User, UserId};
+use sessiond_core::{AuthMethod, Device, DomainError, Email, EventType, SessionId, User, UserId};
 use sessiond_store::{NewUser, UserChanges};
 
 use super::grant::SessionRequest;
@@ -214,6 +215,15 @@ impl Service {
             }
             OtpVerdict::Reject(failure) => {
                 tx.record_otp_failure(challenge_id).await?;
+                let reason = DomainError::from(failure).code().as_str();
+                let event = self.outbox().event(
+                    EventType::LoginFailed,
+                    now,
+                    challenge.user_id,
+                    None,
+                    json!({"method": "otp", "purpose": challenge.purpose.as_str(), "reason": reason}),
+                );
+                self.record(tx.as_mut(), &[event]).await?;
                 tx.commit().await?;
                 self.limits
                     .record_failure(Secret::OtpCode, &challenge.email, client_ip)
@@ -291,6 +301,9 @@ impl Service {
             .update_user(id, &changes, self.now())
             .await?
             .ok_or(DomainError::NotFound)?;
+        let changed = json!({"changed": ["email_verified"]});
+        self.record_one(tx.as_mut(), EventType::UserUpdated, Some(id), None, changed)
+            .await?;
         tx.commit().await?;
         self.fanout.publish(&[Invalidation::User(id)]).await;
         Ok(user)
@@ -311,6 +324,7 @@ impl Service {
             .await;
         match inserted {
             Ok(user) => {
+                self.record_user_created(tx.as_mut(), &user, "otp").await?;
                 tx.commit().await?;
                 tracing::info!(user_id = %user.id, "user created by one-time code");
                 Ok(user)

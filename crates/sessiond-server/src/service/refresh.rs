@@ -1,7 +1,8 @@
 //! Refresh-token rotation with a grace window and theft detection.
 
+use serde_json::json;
 use sessiond_core::refresh::{RefreshDecision, decide};
-use sessiond_core::{DomainError, RefreshToken, RefreshTokenId, RevokeReason};
+use sessiond_core::{DomainError, EventType, RefreshToken, RefreshTokenId, RevokeReason};
 use sessiond_store::NewRefreshToken;
 
 use super::{Service, ServiceResult, TokenGrant};
@@ -72,7 +73,15 @@ impl Service {
             RefreshDecision::Reuse => {
                 let reason = RevokeReason::RefreshTokenReused;
                 let revoked = tx.revoke_sessions(&[session.id], reason, now).await?;
-                self.record_ended(tx.as_mut(), &revoked, None, reason, now)
+                self.record_one(
+                    tx.as_mut(),
+                    EventType::RefreshReuseDetected,
+                    session.user_id,
+                    Some(session.id),
+                    json!({"refresh_token_id": token.id.to_string()}),
+                )
+                .await?;
+                self.record_ended(tx.as_mut(), &revoked, session.user_id, None, reason, now)
                     .await?;
                 tx.commit().await?;
                 self.ended(&[session.id]).await;
@@ -89,6 +98,16 @@ impl Service {
             .record(session.id, now, session.last_active_at);
         if activity_due {
             tx.set_last_active(session.id, now).await?;
+        }
+        if self.outbox.record_refreshes {
+            self.record_one(
+                tx.as_mut(),
+                EventType::SessionRefreshed,
+                session.user_id,
+                Some(session.id),
+                json!({}),
+            )
+            .await?;
         }
         tx.commit().await?;
 

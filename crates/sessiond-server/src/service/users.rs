@@ -2,7 +2,8 @@
 //! changing, deactivating and erasing them.
 
 use chrono::{DateTime, Utc};
-use sessiond_core::{DomainError, Email, RevokeReason, User, UserId};
+use serde_json::json;
+use sessiond_core::{DomainError, Email, EventType, RevokeReason, User, UserId};
 use sessiond_store::{Identity, StoreError, UserChanges, UserQuery};
 
 use super::{Service, ServiceError, ServiceResult};
@@ -109,6 +110,14 @@ impl Service {
         let touches_profile =
             changes.name.is_some() || changes.email.is_some() || changes.email_verified.is_some();
         if touches_profile {
+            let changed: Vec<&str> = [
+                ("name", changes.name.is_some()),
+                ("email", changes.email.is_some()),
+                ("email_verified", changes.email_verified.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(field, touched)| touched.then_some(field))
+            .collect();
             let mut tx = self.store.begin().await?;
             tx.update_user(id, &changes, self.now())
                 .await
@@ -119,6 +128,9 @@ impl Service {
                     other => other.into(),
                 })?
                 .ok_or(DomainError::NotFound)?;
+            let data = json!({"changed": changed, "by": "admin"});
+            self.record_one(tx.as_mut(), EventType::UserUpdated, Some(id), None, data)
+                .await?;
             tx.commit().await?;
             self.fanout.publish(&[Invalidation::User(id)]).await;
             tracing::info!(user_id = %id, "user edited by an admin");
@@ -143,7 +155,10 @@ impl Service {
         }
         let revoked = tx.revoke_user_sessions(id, None, reason, now).await?;
         tx.delete_user(id).await?;
-        self.record_ended(tx.as_mut(), &revoked, Some(id), reason, now)
+        self.record_ended(tx.as_mut(), &revoked, Some(id), Some(id), reason, now)
+            .await?;
+        let data = json!({"sessions_ended": revoked.len()});
+        self.record_one(tx.as_mut(), EventType::UserDeleted, Some(id), None, data)
             .await?;
         tx.commit().await?;
         self.fanout.publish(&[Invalidation::User(id)]).await;

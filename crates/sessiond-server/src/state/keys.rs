@@ -120,6 +120,7 @@ pub async fn rotate(
     now: DateTime<Utc>,
     signs_from: DateTime<Utc>,
     access_token_ttl: chrono::Duration,
+    outbox: &crate::service::events::Outbox,
 ) -> Result<SigningKey, KeysError> {
     let key = SigningKey::generate(signs_from)?;
     let mut tx = store.begin().await?;
@@ -129,6 +130,14 @@ pub async fn rotate(
         max_exp: signs_from + verification_window(access_token_ttl),
     };
     tx.record_revocations(&[changed], now).await?;
+    let rotated = outbox.event(
+        sessiond_core::EventType::KeysRotated,
+        now,
+        None,
+        None,
+        serde_json::json!({"kid": key.kid.to_string(), "signs_from": signs_from.to_rfc3339()}),
+    );
+    tx.record_events(&[rotated]).await?;
     tx.commit().await?;
     Ok(key)
 }
@@ -140,6 +149,12 @@ mod tests {
     use super::*;
 
     const TTL: chrono::Duration = chrono::Duration::minutes(15);
+
+    fn no_webhooks() -> crate::service::events::Outbox {
+        let webhooks = crate::infra::webhooks::Webhooks::new(&Default::default(), |_| None)
+            .expect("the default configuration");
+        crate::service::events::Outbox::new(std::sync::Arc::new(webhooks), false)
+    }
 
     /// A migrated store in its own folder (kept alive by the caller), with its first key.
     async fn fresh() -> (tempfile::TempDir, SqliteStore, KeyManager) {
@@ -165,7 +180,9 @@ mod tests {
         let old_kid = keys.current().signing_kid().to_owned();
 
         let retired_at = t0 + chrono::Duration::seconds(1);
-        let new = rotate(&store, retired_at, retired_at, ttl).await.unwrap();
+        let new = rotate(&store, retired_at, retired_at, ttl, &no_webhooks())
+            .await
+            .unwrap();
         // An instance that has not reloaded yet still signs with the old key for up to
         // one reload interval; those tokens must verify until their own expiry.
         let last_old_token_expires =
@@ -195,7 +212,9 @@ mod tests {
         let (ttl, t0) = (TTL, Utc::now());
         let old_kid = keys.current().signing_kid().to_owned();
 
-        let new = rotate(&store, t0, t0 + PUBLISH_LEAD, ttl).await.unwrap();
+        let new = rotate(&store, t0, t0 + PUBLISH_LEAD, ttl, &no_webhooks())
+            .await
+            .unwrap();
         keys.reload(&store, t0 + chrono::Duration::seconds(1))
             .await
             .unwrap();

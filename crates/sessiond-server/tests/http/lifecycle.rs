@@ -55,7 +55,13 @@ backend_suite! {
 
         let (now, lead) = (app.clock_now(), sessiond_server::state::keys::PUBLISH_LEAD);
         let ttl = chrono::Duration::minutes(15);
-        let new_key = sessiond_server::state::keys::rotate(app.store.as_ref(), now, now + lead, ttl)
+        let new_key = sessiond_server::state::keys::rotate(
+            app.store.as_ref(),
+            now,
+            now + lead,
+            ttl,
+            app.service().outbox(),
+        )
             .await
             .unwrap();
         app.state_reload_keys().await;
@@ -97,6 +103,7 @@ backend_suite! {
             now,
             now,
             chrono::Duration::minutes(15),
+            other.service().outbox(),
         )
         .await
         .unwrap();

@@ -26,3 +26,4 @@ mod refresh;
 mod revocations;
 mod sessions;
 mod web;
+mod webhooks;

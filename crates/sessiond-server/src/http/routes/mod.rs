@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod events;
 pub mod exchange;
 pub mod forward_auth;
 pub mod oauth;
