@@ -334,3 +334,49 @@ backend_suite! {
         assert!(app.store.webhook_backlog().await.unwrap().is_empty());
     }
 }
+
+/// Two instances on one PostgreSQL database deliver together: every event arrives, and
+/// exactly once (the receiver never fails, so nothing is retried).
+#[tokio::test]
+async fn two_instances_on_postgres_deliver_every_event_exactly_once() {
+    if !postgres_available().await {
+        return;
+    }
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(40)))
+        .mount(&receiver)
+        .await;
+    let config = webhooks(&receiver.uri(), &["*"], &["5s"]);
+    let (for_a, for_b) = (config.clone(), config);
+    let a = spawn_on(Backend::Postgres, move |c| {
+        c.webhooks = for_a;
+        c.rate_limits.enabled = false;
+    })
+    .await
+    .expect("PostgreSQL is available");
+    let b = spawn_sibling(&a, move |c| {
+        c.webhooks = for_b;
+        c.rate_limits.enabled = false;
+    })
+    .await;
+    for i in 0..15 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.register(&unique_email()).await;
+    }
+    // Each registration is user.created and session.created.
+    let got = wait_for_requests(&receiver, 30).await;
+    wait_for_empty_backlog(&a).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = if got.len() == 30 {
+        received(&receiver).await
+    } else {
+        got
+    };
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "no event delivered twice");
+    assert_eq!(ids.len(), 30, "every event delivered");
+}

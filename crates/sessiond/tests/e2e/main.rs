@@ -11,3 +11,4 @@ mod multi_instance;
 mod proxies;
 mod verifier_conformance;
 mod verify_rust;
+mod webhooks;
