@@ -287,6 +287,9 @@ impl ApiError {
     fn respond(self, status_override: Option<StatusCode>) -> Response {
         let bearer = self.bearer;
         let (mut status, mut problem, retry_after, rate_headers) = self.into_problem();
+        // Every refusal by its code: token checks, logins and refreshes answer their
+        // failures here (successes are `sessiond_http_requests_total` by route).
+        metrics::counter!("sessiond_problems_total", "code" => problem.code.as_str()).increment(1);
         if let Some(forced) = status_override {
             status = forced;
             problem.status = forced.as_u16();

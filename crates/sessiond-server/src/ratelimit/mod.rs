@@ -306,6 +306,7 @@ impl RateLimiter {
 }
 
 fn exceeded(policy: Policy, rate: Rate, window: WindowCount, now: DateTime<Utc>) -> DomainError {
+    metrics::counter!("sessiond_rate_limit_refusals_total", "policy" => policy.name()).increment(1);
     let left_ms = (window.resets_at - now).num_milliseconds().max(0) as u64;
     DomainError::RateLimited {
         policy: policy.name(),

@@ -83,15 +83,16 @@ impl Service {
             .await?;
         let known = credentials.as_ref().map(|c| c.user.id);
         let Some(credentials) = credentials.filter(|_| matches) else {
-            metrics::counter!("sessiond_login_failures_total", "method" => "pwd").increment(1);
-            self.limits
-                .record_failure(Secret::Password, email.as_str(), client_ip)
-                .await;
             let reason = if known.is_some() {
                 "wrong_password"
             } else {
                 "unknown_email"
             };
+            metrics::counter!("sessiond_login_failures_total", "method" => "pwd", "reason" => reason)
+                .increment(1);
+            self.limits
+                .record_failure(Secret::Password, email.as_str(), client_ip)
+                .await;
             self.record_failed_login("pwd", reason, known, &device)
                 .await;
             return Err(DomainError::InvalidCredentials.into());

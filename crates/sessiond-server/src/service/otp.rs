@@ -228,7 +228,7 @@ impl Service {
                 self.limits
                     .record_failure(Secret::OtpCode, &challenge.email, client_ip)
                     .await;
-                metrics::counter!("sessiond_login_failures_total", "method" => "otp").increment(1);
+                metrics::counter!("sessiond_login_failures_total", "method" => "otp", "reason" => reason).increment(1);
                 Err(DomainError::from(failure).into())
             }
             OtpVerdict::Refuse(failure) => Err(DomainError::from(failure).into()),

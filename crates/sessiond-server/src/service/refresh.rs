@@ -55,6 +55,8 @@ impl Service {
                 };
                 tx.rotate_refresh_token(token.id, &stored, &presented.seal_successor(&successor))
                     .await?;
+                metrics::counter!("sessiond_refresh_outcomes_total", "outcome" => "rotated")
+                    .increment(1);
                 (successor, expires_at)
             }
             RefreshDecision::ReplaySuccessor => {
@@ -68,6 +70,8 @@ impl Service {
                     .await?
                     .ok_or(DomainError::RefreshTokenInvalid)?;
                 metrics::counter!("sessiond_refresh_grace_replays_total").increment(1);
+                metrics::counter!("sessiond_refresh_outcomes_total", "outcome" => "grace_replay")
+                    .increment(1);
                 (successor, stored.expires_at)
             }
             RefreshDecision::Reuse => {
@@ -86,10 +90,16 @@ impl Service {
                 tx.commit().await?;
                 self.ended(&[session.id]).await;
                 metrics::counter!("sessiond_refresh_reuse_detected_total").increment(1);
+                metrics::counter!("sessiond_refresh_outcomes_total", "outcome" => "reused")
+                    .increment(1);
                 tracing::warn!(session_id = %session.id, "refresh token reused after rotation: session revoked");
                 return Err(DomainError::RefreshTokenReused.into());
             }
-            RefreshDecision::Expired => return Err(DomainError::RefreshTokenExpired.into()),
+            RefreshDecision::Expired => {
+                metrics::counter!("sessiond_refresh_outcomes_total", "outcome" => "expired")
+                    .increment(1);
+                return Err(DomainError::RefreshTokenExpired.into());
+            }
         };
         // A refresh is activity like any token check, and as coalesced: the stored value
         // is written only when the activity resolution has passed since it was.
