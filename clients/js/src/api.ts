@@ -89,7 +89,7 @@ export type Except = "current";
 
 export interface ExchangeRequest {
   device?: null | DeviceInput;
-  /** `oidc` providers: the nonce the app passed to the sign-in (raw; a provider configured with `nonce_hash = "sha256"` compares its SHA-256). Required unless the provider's `nonce` policy is `optional` or `ignored`; other providers take none. */
+  /** `oidc` providers: the nonce the app passed to the sign-in (raw; a provider configured with `nonce_hash = "sha256"` compares its SHA-256). Required unless the provider's `nonce` policy is `optional` or `ignored`; partner providers ignore it. */
   nonce?: string | null;
   /** A configured provider: one of `enum`; a server with none configured (JSON Schema has no empty `enum`) answers every exchange with `422` */
   provider: string;

@@ -170,7 +170,7 @@ pub struct UserListQuery {
 pub struct EventListQuery {
     /// `next_cursor` of the previous page (or an event's `seq`): events after it.
     #[param(minimum = 0)]
-    pub after: Option<u64>,
+    pub after: Option<i64>,
     /// One event type, e.g. `session.ended`.
     pub r#type: Option<String>,
     pub user_id: Option<Uuid>,
@@ -516,7 +516,7 @@ pub struct ExchangeRequest {
     pub token: String,
     /// `oidc` providers: the nonce the app passed to the sign-in (raw; a provider
     /// configured with `nonce_hash = "sha256"` compares its SHA-256). Required unless the
-    /// provider's `nonce` policy is `optional` or `ignored`; other providers take none.
+    /// provider's `nonce` policy is `optional` or `ignored`; partner providers ignore it.
     #[schema(min_length = 1, max_length = 1024)]
     pub nonce: Option<String>,
     pub device: Option<DeviceInput>,

@@ -367,6 +367,17 @@ fn constrain_requests(doc: &mut Value, facts: &Facts) {
         };
         properties.insert("provider".into(), provider);
     }
+    let event_types: Vec<&str> = sessiond_core::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    let events = &mut doc["paths"]["/v1/admin/events"]["get"]["parameters"];
+    if let Some(parameter) = events
+        .as_array_mut()
+        .and_then(|ps| ps.iter_mut().find(|p| p["name"] == "type"))
+    {
+        parameter["schema"] = json!({ "type": "string", "enum": event_types });
+    }
     let users = &mut doc["paths"]["/v1/admin/users"]["get"]["parameters"];
     if let Some(parameter) = users
         .as_array_mut()

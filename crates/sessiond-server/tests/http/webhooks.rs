@@ -189,7 +189,8 @@ backend_suite! {
             ("?type=session.nope", 422),
             ("?limit=0", 422),
             ("?limit=501", 422),
-            ("?after=-1", 400),
+            ("?after=-1", 422),
+            ("?after=99999999999999999999", 400),
             ("?user_id=not-a-uuid", 400),
         ] {
             let reply = app.admin(Method::GET, &format!("/v1/admin/events{query}"), None).await;

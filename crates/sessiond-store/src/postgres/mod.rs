@@ -269,30 +269,51 @@ impl Store for PostgresStore {
     }
 
     async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
-        // Every filter is optional: a NULL parameter switches its condition off. The
-        // prefix is a LIKE pattern the text_pattern_ops indexes serve.
+        // Only the filters given are in the statement, so each gets its own plan (a
+        // catch-all `($1 IS NULL OR …)` form gets one generic plan that scans). The
+        // prefix is two LIKE 'q%' scans of the text_pattern_ops indexes, as a set of ids.
+        let mut conditions = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        if let Some(email) = &q.email {
+            texts.push(email.as_str().to_owned());
+            conditions.push(format!("u.email = ${}", texts.len()));
+        }
+        if let Some(prefix) = &q.prefix {
+            texts.push(format!("{}%", like_escaped(prefix)));
+            let n = texts.len();
+            conditions.push(format!(
+                "u.id IN (SELECT id FROM users WHERE email LIKE ${n} \
+                 UNION SELECT id FROM users WHERE name IS NOT NULL AND lower(name) LIKE ${n})"
+            ));
+        }
+        let after_param = texts.len() + 1;
+        if q.after.is_some() {
+            conditions.push(format!("u.id > ${after_param}::uuid"));
+        }
+        if let Some(active) = q.active {
+            conditions.push(format!("u.active = {active}"));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u \
-             WHERE ($1::text IS NULL OR u.email = $1) \
-               AND ($2::text IS NULL OR u.email LIKE $2 OR lower(u.name) LIKE $2) \
-               AND ($3::boolean IS NULL OR u.active = $3) \
-               AND ($4::uuid IS NULL OR u.id > $4) \
-             ORDER BY u.id LIMIT $5"
+            "SELECT {USER_COLUMNS} FROM users u {filter} ORDER BY u.id LIMIT {}",
+            q.limit
         );
-        let pattern = q.prefix.as_deref().map(|p| format!("{}%", like_escaped(p)));
         let found = self
             .lease()
             .await?
             .read(async |conn| {
-                sqlx::query(&sql)
-                    .bind(q.email.as_ref().map(|e| e.as_str()))
-                    .bind(pattern.as_deref())
-                    .bind(q.active)
-                    .bind(q.after.map(|a| a.as_uuid()))
-                    .bind(i64::from(q.limit))
-                    .fetch_all(conn)
-                    .await
-                    .map_err(db_error)
+                let mut query = sqlx::query(&sql);
+                for text in &texts {
+                    query = query.bind(text.as_str());
+                }
+                if let Some(after) = q.after {
+                    query = query.bind(after.as_uuid());
+                }
+                query.fetch_all(conn).await.map_err(db_error)
             })
             .await?;
         found

@@ -168,30 +168,48 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<User>> {
-        // Every filter is optional: a NULL parameter switches its condition off. The
-        // prefix is a range on the lower-cased email (its UNIQUE index) or name (its
-        // expression index): BINARY collation compares UTF-8 bytes, and no character
-        // sorts above U+10FFFF.
+        // Only the filters given are in the statement: a catch-all `(? IS NULL OR …)`
+        // form would make SQLite scan every user by id for an exact address. The prefix
+        // is two range scans, of the lower-cased email (its UNIQUE index) and of the
+        // lower-cased name (its expression index), whose ids come out sorted: BINARY
+        // collation compares UTF-8 bytes, and no character sorts above U+10FFFF.
+        let mut conditions = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        if let Some(email) = &q.email {
+            texts.push(email.as_str().to_owned());
+            conditions.push(format!("u.email = ?{}", texts.len()));
+        }
+        if let Some(prefix) = &q.prefix {
+            texts.push(prefix.clone());
+            texts.push(format!("{prefix}\u{10FFFF}"));
+            let (low, high) = (texts.len() - 1, texts.len());
+            conditions.push(format!(
+                "u.id IN (SELECT id FROM users WHERE email >= ?{low} AND email < ?{high} \
+                 UNION SELECT id FROM users WHERE name IS NOT NULL \
+                 AND lower(name) >= ?{low} AND lower(name) < ?{high})"
+            ));
+        }
+        if let Some(after) = q.after {
+            texts.push(after.to_string());
+            conditions.push(format!("u.id > ?{}", texts.len()));
+        }
+        if let Some(active) = q.active {
+            conditions.push(format!("u.active = {}", i32::from(active)));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u \
-             WHERE (?1 IS NULL OR u.email = ?1) \
-               AND (?2 IS NULL OR (u.email >= ?2 AND u.email < ?3) \
-                    OR (lower(u.name) >= ?2 AND lower(u.name) < ?3)) \
-               AND (?4 IS NULL OR u.active = ?4) \
-               AND (?5 IS NULL OR u.id > ?5) \
-             ORDER BY u.id LIMIT ?6"
+            "SELECT {USER_COLUMNS} FROM users u {filter} ORDER BY u.id LIMIT {}",
+            q.limit
         );
-        let upper = q.prefix.as_ref().map(|p| format!("{p}\u{10FFFF}"));
-        let found = sqlx::query(&sql)
-            .bind(q.email.as_ref().map(Email::as_str))
-            .bind(q.prefix.as_deref())
-            .bind(upper)
-            .bind(q.active)
-            .bind(q.after.map(|a| a.to_string()))
-            .bind(i64::from(q.limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?;
+        let mut query = sqlx::query(&sql);
+        for text in &texts {
+            query = query.bind(text.as_str());
+        }
+        let found = query.fetch_all(&self.reader).await.map_err(db_error)?;
         found
             .iter()
             .filter_map(|r| rows::joined_user(r).transpose())

@@ -32,6 +32,9 @@ pub async fn list_events(
                 .ok_or_else(|| DomainError::invalid_field("type", "is not an event type"))
         })
         .transpose()?;
+    let after = query.after.unwrap_or(0);
+    let after = u64::try_from(after)
+        .map_err(|_| DomainError::invalid_field("after", "must be 0 or more"))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
         return Err(DomainError::invalid_field("limit", "must be between 1 and 500").into());
@@ -39,7 +42,7 @@ pub async fn list_events(
     let events = state
         .service
         .events(EventQuery {
-            after: query.after.unwrap_or(0),
+            after,
             kind: kind.map(|k| k.as_str().to_owned()),
             user_id: query.user_id.map(UserId::from_uuid),
             session_id: query.session_id.map(SessionId::from_uuid),

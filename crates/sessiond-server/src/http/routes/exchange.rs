@@ -16,7 +16,7 @@ use crate::http::web::answer::TokenAnswer;
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "`UPSTREAM_REJECTED`: the provider refused the token, or the ID token failed a check (the detail names it: signature, issuer, audience, expired, nonce, already used); `USER_INACTIVE`"),
-        (status = 422, description = "`VALIDATION_ERROR`: unknown provider, empty token, a missing nonce the provider requires, a nonce for a provider that checks none"),
+        (status = 422, description = "`VALIDATION_ERROR`: unknown provider, empty token, a missing nonce the provider requires"),
         (status = 429, description = "`UPSTREAM_RATE_LIMITED` (with the provider's `Retry-After`) or `RATE_LIMITED`"),
         (status = 503, description = "`UPSTREAM_UNAVAILABLE`: the provider failed, timed out or answered garbage; an `oidc` provider's keys could not be fetched and none cached fits"),
     ))]
