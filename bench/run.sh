@@ -842,8 +842,9 @@ if any(c != "200" for c in codes):
     sys.exit()
 page = json.load(open(sys.argv[1]))
 n = len(page["users"])
+unit = "user" if n == 1 else "users"
 more = "more" if page.get("next_cursor") else "last page"
-print(f"answers {n} users, {more}; alone {statistics.median(secs) * 1000:.0f} ms (median of 5)")
+print(f"answers {n} {unit}, {more}; alone {statistics.median(secs) * 1000:.0f} ms (median of 5)")
 ' "$out" "${times[@]}" 2>/dev/null || echo "probe: unreadable answer"
 }
 
