@@ -4,8 +4,9 @@
     report.py RESULTS_DIR
 
 reads RESULTS_DIR/latest.tsv + latest.facts (the main run) and, when present,
-scale.tsv + scale.facts (bench/run.sh scale), and writes RESULTS_DIR/latest.md (tables)
-and RESULTS_DIR/latest.svg (bar chart of req/s per scenario, drawn by hand).
+scale.tsv + scale.facts (bench/run.sh scale) and users.tsv + users.facts (the admin user
+list, bench/run.sh users), and writes RESULTS_DIR/latest.md (tables) and
+RESULTS_DIR/latest.svg (bar chart of req/s per scenario of the main run, drawn by hand).
 """
 
 import html
@@ -171,7 +172,64 @@ def scale_section(rows, facts):
     return out
 
 
-def markdown(rows, facts, scale_rows, scale_facts):
+def users_section(rows, facts):
+    n = int(facts.get("users", "0") or 0)
+    out = ["", f"## Admin user list at {n:,} users (`GET /v1/admin/users`)", ""]
+    if facts.get("date"):
+        out.append(f"Measured {facts['date']}; {facts.get('settings', '')}; sessiond at "
+                   f"{facts.get('commit', '?')}. Load average (1, 5, 15 min): "
+                   f"{facts.get('load_start', '?')} at the start, {facts.get('load_end', '?')} "
+                   f"at the end (the machine is shared: read the *other* cores and ⚠ marks).")
+        out.append("")
+    out += [
+        "| scenario | backend | req/s | p50 | p99 | sessiond peak RSS | cores: server · db · wrk · other | notes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | :---: | --- |",
+    ]
+    first = {}
+    for r in rows:
+        first.setdefault(r["scenario"], len(first))
+    for r in sorted(rows, key=lambda r: (first[r["scenario"]], r["backend"] != "sqlite")):
+        out.append(f"| {r['scenario']} | {r['backend']} | {rate(r['rps'])} | {ms(r['p50_us'])} "
+                   f"| {ms(r['p99_us'])} | {mib(r['rss_mib'])} | {cpu(r)} | {problems(r)} |")
+    out.append("")
+    out.append("- The users went straight into the stores with SQL while sessiond was stopped "
+               "(ids are UUIDv7 in creation order over three years; emails "
+               "`user<7 digits>@<3 domains>` with numbers unrelated to the id order; names "
+               "`<one of 20 first names> <n>`; 10 % inactive): "
+               + ", ".join(f"{facts[k]} s on {k.split('.', 1)[1]}"
+                           for k in facts if k.startswith("bulk_seconds."))
+               + " (PostgreSQL with VACUUM ANALYZE); stores "
+               + ", ".join(f"{facts[k]} MiB on {k.split('.', 1)[1]}"
+                           for k in facts if k.startswith("db_mib."))
+               + ".")
+    out.append("- Each row: wrk with the admin key cycling through the scenario's paths (1 000 "
+               "cursors from the middle of the id order, 1 000 existing addresses, else one "
+               "path). The note says what the first path answers and its *alone* latency: the "
+               "median of 5 requests one after the other on an idle server, i.e. the query's "
+               "own cost; p50/p99 under wrk include the queue of its connections.")
+    out.append("- wrk counts only requests that completed within the run: where one request "
+               "takes seconds, a run completes few of them and its p99 understates the wait; "
+               "non-2xx answers there are `503` (the PostgreSQL pool's 3 s acquire timeout, "
+               "all its connections busy with slow searches).")
+    out.append("- On PostgreSQL the *db* cores are the postgres processes alive at both ends of "
+               "the run: a backend that sessiond closes mid-run (it closes a connection whose "
+               "statement did not finish when the request is dropped) takes its CPU time with "
+               "it, and that time lands in *other*, so a ⚠ on a slow PostgreSQL row can be "
+               "sessiond's own load.")
+    rss = {k.split(".", 1)[1]: v for k, v in facts.items() if k.startswith("peak_rss_mib.")}
+    if rss:
+        out.append("- sessiond's peak RSS (VmHWM) after its scenarios: "
+                   + ", ".join(f"{v} MiB on {k}" for k, v in rss.items()) + ".")
+    out.append("- Query plans and each query timed alone in the database's shell: "
+               "[`users-plans.txt`](users-plans.txt).")
+    if facts.get("step_seconds"):
+        out.append(f"- The whole step (inserts, plans, runs) took {facts['step_seconds']} s.")
+    if "skipped" in facts:
+        out.append(f"- Skipped: {facts['skipped']}.")
+    return out
+
+
+def markdown(rows, facts, scale_rows, scale_facts, users_rows=(), users_facts=None):
     out = ["# sessiond HTTP load benchmark: latest results", ""]
     if rows:
         out.append(f"Machine: {facts.get('nproc', '?')} cores ({facts.get('cpu', '?')}), "
@@ -226,6 +284,8 @@ def markdown(rows, facts, scale_rows, scale_facts):
             out.append(f"- {n}")
     if scale_rows or scale_facts:
         out += scale_section(scale_rows, scale_facts)
+    if users_rows or users_facts:
+        out += users_section(users_rows, users_facts or {})
     out.append("")
     out.append("Produced by `bench/run.sh` (see bench/README.md).")
     return "\n".join(out) + "\n"
@@ -301,8 +361,10 @@ def main():
     facts = read_facts(os.path.join(results, "latest.facts"))
     scale_rows = read_rows(os.path.join(results, "scale.tsv"))
     scale_facts = read_facts(os.path.join(results, "scale.facts"))
+    users_rows = read_rows(os.path.join(results, "users.tsv"))
+    users_facts = read_facts(os.path.join(results, "users.facts"))
     with open(os.path.join(results, "latest.md"), "w", encoding="utf-8") as f:
-        f.write(markdown(rows, facts, scale_rows, scale_facts))
+        f.write(markdown(rows, facts, scale_rows, scale_facts, users_rows, users_facts))
     with open(os.path.join(results, "latest.svg"), "w", encoding="utf-8") as f:
         f.write(svg(rows))
 

@@ -2,8 +2,10 @@
 # sessiond HTTP load benchmark, one command:
 #
 #   bench/run.sh          # the scenarios on SQLite and PostgreSQL(+Redis), and the references
-#   bench/run.sh scale    # token checks with 10k / 1M stored sessions, purge of 1M (SQLite)
-#   bench/run.sh all      # both
+#   bench/run.sh scale    # token checks with 10k / 1M stored sessions, purge of 1M (SQLite),
+#                         # then the admin user list at 1M users (the `users` step)
+#   bench/run.sh users    # the admin user list/search at 1M users, SQLite and PostgreSQL
+#   bench/run.sh all      # main, then scale (with users)
 #
 # Writes bench/results/latest.md and latest.svg. Settings (environment):
 #   BENCH_DURATION (10)      seconds per wrk run      BENCH_WARMUP (2)   seconds of warm-up
@@ -14,6 +16,8 @@
 #   BENCH_PORT_BASE (18420)  sessiond, ceiling, tower-sessions-ref, fastapi-ref: BASE, +1, +2, +3
 #   BENCH_PYTHON (python3)   for the FastAPI reference; "skip" skips it
 #   BENCH_SCALE_ROWS (1000000) ended sessions in the big scale step
+#   BENCH_USERS_ROWS (1000000) users of the users step (at most 10 000 000)
+#   BENCH_USERS_CONNECTIONS (16) wrk connections of the users step
 #   BENCH_QUIET_WAIT (60)    seconds to wait, before each run, for other processes to go quiet
 #   BENCH_PURGE_TIMEOUT (3600) seconds the scale purge may take
 #   BENCH_KEEP=1             keep the work folder (logs, data) under /tmp
@@ -23,8 +27,8 @@ set -euo pipefail
 export LC_ALL=C # numbers from `times`, awk and printf with a dot
 
 MODE="${1:-main}"
-case "$MODE" in main | scale | all) ;; *)
-    echo "usage: $0 [main|scale|all]" >&2
+case "$MODE" in main | scale | users | all) ;; *)
+    echo "usage: $0 [main|scale|users|all]" >&2
     exit 2
     ;;
 esac
@@ -50,6 +54,8 @@ PORT_TOWER=$((PORT_BASE + 2))
 PORT_FASTAPI=$((PORT_BASE + 3))
 SCALE_ROWS="${BENCH_SCALE_ROWS:-1000000}"
 SCALE_SMALL_ROWS=9000 # + the 1000 live sessions = 10 000 stored
+USERS_ROWS="${BENCH_USERS_ROWS:-1000000}"
+USERS_CONNECTIONS="${BENCH_USERS_CONNECTIONS:-16}"
 PASSWORD="bench-password-not-secret"
 ADMIN_KEY="bench-admin-key-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TAG="$(date +%s)-$$"
@@ -133,6 +139,8 @@ install_tools() {
 build() {
     log "building sessiond (release) in the main workspace"
     (cd "$ROOT" && timeout 3600 cargo build --release -q -p sessiond) || die "sessiond build failed"
+    # The users step needs none of the bench binaries (its rows go in with SQL, wrk drives).
+    [ "$MODE" = users ] && return 0
     log "building the bench binaries (bench/ workspace)"
     (cd "$BENCH_DIR" && timeout 3600 cargo build --release -q) || die "bench build failed"
 }
@@ -278,6 +286,8 @@ run_wrk() {
     local line note
     line="$(grep '^BENCH_RESULT' "$out" | tail -n 1)" || true
     note="$(grep '^BENCH_NOTE' "$out" | sed 's/^BENCH_NOTE //' | tail -n 1)" || true
+    # ROW_NOTE (set by the caller for one run) goes first in the row's note.
+    if [ -n "${ROW_NOTE:-}" ]; then note="$ROW_NOTE${note:+; $note}"; fi
     if [ -z "$line" ]; then
         row "$section" "$scenario" "$backend" 0 0 0 0 0 0 "no result line" "" ""
         return 0
@@ -476,7 +486,8 @@ run_main() {
     FACTS="$RESULTS/latest.facts"
     : >"$TSV"
     : >"$FACTS"
-    rm -f "$RESULTS/scale.tsv" "$RESULTS/scale.facts"
+    rm -f "$RESULTS/scale.tsv" "$RESULTS/scale.facts" "$RESULTS/users.tsv" "$RESULTS/users.facts" \
+        "$RESULTS/users-plans.txt"
     machine_facts
 
     # SQLite, fresh data folder.
@@ -677,6 +688,336 @@ run_scale() {
 }
 
 # ---------------------------------------------------------------------------------------
+# users: the admin user list and search (GET /v1/admin/users) with 1 000 000 users,
+# on SQLite and on PostgreSQL
+# ---------------------------------------------------------------------------------------
+
+# The generated users, the same rows in both stores. Row x (1..N) was created at
+# USERS_START + x * USERS_STEP ms (spread over the three years before the run), its id is
+# a UUIDv7 of that instant (so id order, the list's order, is creation order), its email
+# user<7 digits>@<example.com | example.org | mail.example.net> with the number
+# (x * 7919 + 13) mod N (a permutation: email order and id order are unrelated, as in life),
+# its name "<one of 20 first names> <x>", 10 % are inactive (x mod 10 = 7), 75 % verified,
+# and each has an argon2id hash string of the real length.
+USERS_START=0
+USERS_STEP=0
+users_clock() {
+    local span=$((3 * 365 * 86400000))
+    USERS_START=$(($(date +%s) * 1000 - span))
+    USERS_STEP=$((span / USERS_ROWS))
+}
+USERS_HASH='$argon2id$v=19$m=19456,t=2,p=1$YmVuY2gtc2FsdC1ub3Qtc2VjcmV0$3q2+7wH8l4nLq0bX0yGQm2m1s9o3fJQdKXz0uQq9Zl8'
+FIRST_NAMES="(0, 'Olivia'), (1, 'Liam'), (2, 'Emma'), (3, 'Noah'), (4, 'Amelia'), (5, 'Oliver'),
+  (6, 'Ava'), (7, 'Elijah'), (8, 'Sophia'), (9, 'Mateo'), (10, 'Isabella'), (11, 'Lucas'),
+  (12, 'Mia'), (13, 'Levi'), (14, 'Charlotte'), (15, 'Ethan'), (16, 'Harper'), (17, 'James'),
+  (18, 'Luna'), (19, 'Aiden')"
+
+# bulk_users_sqlite DB: the users straight into the SQLite file, sessiond stopped.
+bulk_users_sqlite() {
+    timeout 1800 sqlite3 "$1" >/dev/null <<SQL || die "bulk insert of users (SQLite) failed"
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = OFF;
+BEGIN;
+CREATE TEMP TABLE first_names (i INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO first_names (i, name) VALUES $FIRST_NAMES;
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $USERS_ROWS),
+r AS (SELECT x, $USERS_START + x * $USERS_STEP AS t, (x * 7919 + 13) % $USERS_ROWS AS e FROM n)
+INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at,
+                   mobile, profile, email_verified)
+SELECT substr(printf('%012x', t), 1, 8) || '-' || substr(printf('%012x', t), 9, 4)
+         || '-7' || printf('%03x', x % 4096) || '-8' || printf('%03x', (x / 4096) % 4096)
+         || '-' || printf('%012x', x),
+       printf('user%07d@', e) || CASE x % 3 WHEN 0 THEN 'example.com' WHEN 1 THEN 'example.org'
+                                            ELSE 'mail.example.net' END,
+       f.name || ' ' || x,
+       '$USERS_HASH',
+       CASE WHEN x % 10 = 7 THEN 0 ELSE 1 END, t, t, NULL, NULL,
+       CASE WHEN x % 4 = 0 THEN 0 ELSE 1 END
+FROM r JOIN first_names f ON f.i = r.x % 20;
+COMMIT;
+SQL
+}
+
+# bulk_users_postgres URL: the same users with INSERT … SELECT FROM generate_series, then
+# VACUUM ANALYZE (what autovacuum does shortly after such a load).
+bulk_users_postgres() {
+    timeout 1800 psql "$1" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL || die "bulk insert of users (PostgreSQL) failed"
+SET synchronous_commit = off;
+BEGIN;
+CREATE TEMP TABLE first_names (i int PRIMARY KEY, name text NOT NULL);
+INSERT INTO first_names (i, name) VALUES $FIRST_NAMES;
+INSERT INTO users (id, email, name, password_hash, active, created_at, updated_at,
+                   mobile, profile, email_verified)
+SELECT (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || lpad(to_hex(x % 4096), 3, '0')
+          || '-8' || lpad(to_hex((x / 4096) % 4096), 3, '0') || '-' || lpad(to_hex(x), 12, '0'))::uuid,
+       'user' || lpad(e::text, 7, '0') || '@'
+         || (ARRAY['example.com', 'example.org', 'mail.example.net'])[x % 3 + 1],
+       f.name || ' ' || x,
+       '$USERS_HASH',
+       x % 10 <> 7,
+       timestamptz 'epoch' + t * interval '1 millisecond',
+       timestamptz 'epoch' + t * interval '1 millisecond',
+       NULL, NULL,
+       x % 4 <> 0
+FROM (SELECT x, t, lpad(to_hex(t), 12, '0') AS h, (x * 7919 + 13) % $USERS_ROWS AS e
+      FROM (SELECT x::bigint AS x, $USERS_START + x::bigint * $USERS_STEP AS t
+            FROM generate_series(1, $USERS_ROWS) AS g (x)) AS s) AS r
+JOIN first_names f ON f.i = r.x % 20;
+COMMIT;
+VACUUM ANALYZE users;
+SQL
+}
+
+# The scenarios: name, then the file of paths wrk cycles through (made by users_paths).
+USERS_SCENARIOS=(
+    "first page (limit=50)|first"
+    "deep page (cursor from the middle, limit=50)|deep"
+    "exact email (email=…)|email"
+    "email prefix, 100 match (q=user00001)|q-many"
+    "name prefix, 5 % match (q=olivia)|q-name"
+    "email prefix, 10 match (q=user099999)|q-few"
+    "prefix that matches none (q=nobody)|q-none"
+    "inactive only (active=false, limit=50)|inactive"
+)
+
+# users_paths DB DIR: the path files, from the SQLite file (both stores hold the same rows).
+users_paths() {
+    local db=$1 dir=$2 mid=$((USERS_ROWS / 2)) every=$((USERS_ROWS / 1000))
+    local base=/v1/admin/users
+    mkdir -p "$dir"
+    echo "$base?limit=50" >"$dir/first.txt"
+    # 1 000 cursors (ids) from the middle of the id order: each page starts half-way.
+    timeout 60 sqlite3 "$db" "SELECT '$base?limit=50&cursor=' || id FROM users
+        WHERE rowid > $mid - 500 ORDER BY rowid LIMIT 1000" >"$dir/deep.txt"
+    # 1 000 existing addresses from all over the table.
+    timeout 60 sqlite3 "$db" "SELECT '$base?email=' || replace(email, '@', '%40') FROM users
+        WHERE rowid % $((every > 0 ? every : 1)) = 0 LIMIT 1000" >"$dir/email.txt"
+    echo "$base?q=user00001" >"$dir/q-many.txt"
+    echo "$base?q=olivia" >"$dir/q-name.txt"
+    echo "$base?q=user099999" >"$dir/q-few.txt"
+    echo "$base?q=nobody" >"$dir/q-none.txt"
+    echo "$base?active=false&limit=50" >"$dir/inactive.txt"
+    local f
+    for f in deep email; do
+        [ -s "$dir/$f.txt" ] || die "no $f paths from $db"
+    done
+}
+
+# Waits (at most 30 s) until sessiond and the database processes use less than a tenth of
+# a core: requests of the previous scenario that wrk gave up on may still be running.
+wait_server_idle() {
+    local start=$SECONDS p0 p1 d0 d1
+    while [ $((SECONDS - start)) -lt 30 ]; do
+        p0=$(proc_cpu "${RSS_PID:-}")
+        d0=$(db_cpu)
+        sleep 1
+        p1=$(proc_cpu "${RSS_PID:-}")
+        d1=$(db_cpu)
+        [ $(((p1 - p0 + d1 - d0) * 10)) -lt "$CLK_TCK" ] && return 0
+    done
+    log "  sessiond or the database still busy after 30 s"
+}
+
+# users_answer URL FILE: what the first path of FILE answers ("N users, more" or "N users,
+# last page") and the median time of 5 such requests one after the other on an idle
+# server, as the row's note: the check that each scenario asks what it says, and its
+# latency without a queue.
+users_answer() {
+    local url=$1 file=$2 out="$WORK/users-probe.json" times=() i t
+    wait_server_idle
+    for i in 1 2 3 4 5; do
+        t="$(curl -s --max-time 60 -o "$out" -w '%{http_code} %{time_total}' \
+            -H "authorization: Bearer $ADMIN_KEY" "$url$(head -n 1 "$file")")" || {
+            echo "probe failed"
+            return 0
+        }
+        times+=("$t")
+    done
+    python3 -c '
+import json, statistics, sys
+codes = [t.split()[0] for t in sys.argv[2:]]
+secs = [float(t.split()[1]) for t in sys.argv[2:]]
+if any(c != "200" for c in codes):
+    print("probe answered " + ", ".join(codes))
+    sys.exit()
+page = json.load(open(sys.argv[1]))
+n = len(page["users"])
+unit = "user" if n == 1 else "users"
+more = "more" if page.get("next_cursor") else "last page"
+print(f"answers {n} {unit}, {more}; alone {statistics.median(secs) * 1000:.0f} ms (median of 5)")
+' "$out" "${times[@]}" 2>/dev/null || echo "probe: unreadable answer"
+}
+
+# users_scenarios BACKEND DIR: every scenario with wrk against the running sessiond.
+users_scenarios() {
+    local backend=$1 dir=$2 url="http://127.0.0.1:$PORT_SESSIOND" s name file note
+    local CONNECTIONS=$USERS_CONNECTIONS
+    for s in "${USERS_SCENARIOS[@]}"; do
+        name=${s%%|*}
+        file="$dir/${s##*|}.txt"
+        note="$(users_answer "$url" "$file")"
+        log "  $name on $backend: $note"
+        ROW_NOTE="$note" run_wrk users "$name" "$backend" "$url" admin-get.lua "$ADMIN_KEY" "$file"
+    done
+    fact "peak_rss_mib.$backend" "$(peak_rss_mib "$SESSIOND_PID")"
+}
+
+# The list query as sessiond runs it (crates/sessiond-store/src/{sqlite,postgres}/mod.rs,
+# list_users; keep in step), for the query plans written to results/users-plans.txt.
+USERS_COLUMNS="u.id AS u_id, u.email AS u_email, u.name AS u_name, u.active AS u_active, u.created_at AS u_created_at, u.mobile AS u_mobile, u.profile AS u_profile, u.email_verified AS u_email_verified"
+SQLITE_LIST="SELECT $USERS_COLUMNS FROM users u WHERE (?1 IS NULL OR u.email = ?1) AND (?2 IS NULL OR (u.email >= ?2 AND u.email < ?3) OR (lower(u.name) >= ?2 AND lower(u.name) < ?3)) AND (?4 IS NULL OR u.active = ?4) AND (?5 IS NULL OR u.id > ?5) ORDER BY u.id LIMIT ?6"
+PG_LIST="SELECT $USERS_COLUMNS FROM users u WHERE (\$1::text IS NULL OR u.email = \$1) AND (\$2::text IS NULL OR u.email LIKE \$2 OR lower(u.name) LIKE \$2) AND (\$3::boolean IS NULL OR u.active = \$3) AND (\$4::uuid IS NULL OR u.id > \$4) ORDER BY u.id LIMIT \$5"
+
+# users_plans_sqlite DB DIR: SQLite plans a statement once, whatever its parameters, so
+# one plan serves every scenario (from the sqlite3 shell, whose SQLite may be older than
+# the one built into sessiond); then each scenario's query timed alone in the shell.
+users_plans_sqlite() {
+    local db=$1 dir=$2 cursor email label binds
+    cursor="$(sed -n '1s/.*cursor=//p' "$dir/deep.txt")"
+    email="$(sed -n '1s/.*email=//p' "$dir/email.txt" | sed 's/%40/@/')"
+    echo "== SQLite $(sqlite3 --version | cut -d' ' -f1) (sqlite3 shell), $USERS_ROWS users, no ANALYZE (sessiond runs none)"
+    echo
+    echo "$SQLITE_LIST"
+    echo
+    echo "EXPLAIN QUERY PLAN (one plan for all scenarios):"
+    timeout 60 sqlite3 "$db" "EXPLAIN QUERY PLAN $SQLITE_LIST"
+    echo
+    echo "Each scenario's query alone in the shell (LIMIT 51: sessiond asks one more than the page):"
+    while IFS='|' read -r label binds; do
+        printf '  %-16s ' "$label"
+        printf '.parameter init\n%b\n.parameter set ?6 51\n.timer on\nSELECT count(*) FROM (%s);\n' \
+            "$binds" "$SQLITE_LIST" | timeout 300 sqlite3 "$db" 2>&1 | tr '\n' ' ' |
+            sed 's/ *Run Time: real \([0-9.]*\).*/ rows in \1 s/'
+        echo
+    done <<LIST
+first page|
+deep page|.parameter set ?5 '$cursor'
+exact email|.parameter set ?1 '$email'
+q=user00001|.parameter set ?2 'user00001'\n.parameter set ?3 "'user00001'||char(1114111)"
+q=olivia|.parameter set ?2 'olivia'\n.parameter set ?3 "'olivia'||char(1114111)"
+q=user099999|.parameter set ?2 'user099999'\n.parameter set ?3 "'user099999'||char(1114111)"
+q=nobody|.parameter set ?2 'nobody'\n.parameter set ?3 "'nobody'||char(1114111)"
+active=false|.parameter set ?4 0
+LIST
+    echo
+}
+
+# users_plans_postgres DB_URL DIR: for each scenario, EXPLAIN ANALYZE of the prepared
+# statement (as sqlx prepares it) with a custom plan (the values planned in), and with the
+# plan a pooled sessiond connection has once it ran the first page five times (PostgreSQL
+# then compares its generic plan's cost with the custom plans' and may keep the generic).
+users_plans_postgres() {
+    local dburl=$1 dir=$2 cursor email label args mode
+    cursor="$(sed -n '1s/.*cursor=//p' "$dir/deep.txt")"
+    email="$(sed -n '1s/.*email=//p' "$dir/email.txt" | sed 's/%40/@/')"
+    echo "== PostgreSQL $(timeout 30 psql -X "$dburl" -tAc 'show server_version' | cut -d' ' -f1), $USERS_ROWS users, after VACUUM ANALYZE"
+    echo
+    echo "PREPARE list (text, text, boolean, uuid, bigint) AS $PG_LIST"
+    while IFS='|' read -r label args; do
+        for mode in custom pooled; do
+            echo
+            if [ $mode = custom ]; then
+                echo "-- $label, custom plan: EXPLAIN (ANALYZE, BUFFERS) EXECUTE list ($args)"
+            else
+                echo "-- $label, after five first pages on the connection (plan_cache_mode auto): the same EXECUTE"
+            fi
+            timeout 300 psql -X -q "$dburl" 2>&1 <<SQL | grep -v '^$'
+PREPARE list (text, text, boolean, uuid, bigint) AS $PG_LIST;
+$(if [ $mode = custom ]; then
+                echo "SET plan_cache_mode = force_custom_plan;"
+            else
+                printf '\\o /dev/null\n'
+                for _ in 1 2 3 4 5 6; do echo "EXECUTE list (NULL, NULL, NULL, NULL, 51);"; done
+                printf '\\o\n'
+            fi)
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE list ($args);
+SQL
+        done
+    done <<LIST
+first page|NULL, NULL, NULL, NULL, 51
+deep page|NULL, NULL, NULL, '$cursor', 51
+exact email|'$email', NULL, NULL, NULL, 51
+q=user00001|NULL, 'user00001%', NULL, NULL, 51
+q=olivia|NULL, 'olivia%', NULL, NULL, 51
+q=user099999|NULL, 'user099999%', NULL, NULL, 51
+q=nobody|NULL, 'nobody%', NULL, NULL, 51
+active=false|NULL, NULL, false, NULL, 51
+LIST
+    echo
+}
+
+secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+run_users() {
+    TSV="$RESULTS/users.tsv"
+    FACTS="$RESULTS/users.facts"
+    : >"$TSV"
+    : >"$FACTS"
+    [ "$USERS_ROWS" -ge 2000 ] && [ "$USERS_ROWS" -le 10000000 ] ||
+        die "BENCH_USERS_ROWS must be between 2000 and 10000000 (emails have 7 digits)"
+    local began=$SECONDS t0
+    fact date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    fact nproc "$(nproc)"
+    fact commit "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ with uncommitted changes)')"
+    fact settings "duration ${DURATION} s, warm-up ${WARMUP} s, ${USERS_CONNECTIONS} connections, ${THREADS} wrk threads"
+    fact users "$USERS_ROWS"
+    fact load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+    users_clock
+    local data="$WORK/users-sqlite-data" dir="$WORK/users" plans="$WORK/users-plans.txt"
+    local db="$data/sessiond.db"
+    : >"$plans"
+
+    # SQLite: schema, users straight into the file, then sessiond.
+    SESSIOND_DATA_DIR="$data" SESSIOND_ADMIN_API_KEY="$ADMIN_KEY" timeout 60 "$SESSIOND_BIN" migrate \
+        >>"$WORK/sessiond-users-sqlite.log" 2>&1 || die "sessiond migrate (SQLite) failed"
+    [ -f "$db" ] || die "no SQLite file at $db after migrate"
+    log "inserting $USERS_ROWS users into SQLite"
+    t0=$(date +%s.%N)
+    bulk_users_sqlite "$db"
+    fact bulk_seconds.sqlite "$(secs_since "$t0")"
+    fact db_mib.sqlite "$(du -sm "$data" | cut -f1)"
+    log "  in $(secs_since "$t0") s"
+    users_paths "$db" "$dir"
+    users_plans_sqlite "$db" "$dir" >>"$plans" 2>&1
+    start_sessiond users-sqlite "$data"
+    users_scenarios sqlite "$dir"
+    stop_sessiond
+
+    # PostgreSQL: a fresh database, sessiond's migrations, the same users.
+    if postgres_reachable; then
+        local pgdb="sessiond_users_${TAG//-/_}"
+        timeout 30 createdb --maintenance-db="$PG_SERVER/postgres" "$pgdb" || die "createdb $pgdb failed"
+        PG_DBS+=("$pgdb")
+        local dburl="$PG_SERVER/$pgdb"
+        SESSIOND_DATA_DIR="$WORK/users-pg-data" SESSIOND_DATABASE_URL="$dburl" SESSIOND_ADMIN_API_KEY="$ADMIN_KEY" \
+            timeout 60 "$SESSIOND_BIN" migrate >>"$WORK/sessiond-users-postgres.log" 2>&1 ||
+            die "sessiond migrate (PostgreSQL) failed"
+        log "inserting $USERS_ROWS users into PostgreSQL"
+        t0=$(date +%s.%N)
+        bulk_users_postgres "$dburl"
+        fact bulk_seconds.postgres "$(secs_since "$t0")"
+        fact db_mib.postgres "$(timeout 30 psql -X "$dburl" -tAc 'select pg_database_size(current_database()) / 1048576')"
+        log "  in $(secs_since "$t0") s (with VACUUM ANALYZE)"
+        # The path files came from the SQLite rows: the same ids and addresses must be here.
+        local cursor email
+        cursor="$(sed -n '1s/.*cursor=//p' "$dir/deep.txt")"
+        email="$(sed -n '1s/.*email=//p' "$dir/email.txt" | sed 's/%40/@/')"
+        [ "$(timeout 30 psql -X "$dburl" -tAc "select count(*) from users where id = '$cursor' or email = '$email'")" = 2 ] ||
+            die "PostgreSQL does not hold the same users as SQLite"
+        users_plans_postgres "$dburl" "$dir" >>"$plans" 2>&1
+        start_sessiond users-postgres "$WORK/users-pg-data" SESSIOND_DATABASE_URL="$dburl"
+        users_scenarios postgres "$dir"
+        stop_sessiond
+    else
+        log "PostgreSQL not reachable at $PG_SERVER: skipped"
+        fact skipped "PostgreSQL not reachable at $PG_SERVER"
+    fi
+    cp "$plans" "$RESULTS/users-plans.txt"
+    fact load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+    fact step_seconds $((SECONDS - began))
+}
+
+# ---------------------------------------------------------------------------------------
 mkdir -p "$RESULTS"
 install_tools
 build
@@ -684,10 +1025,15 @@ build
 log "work folder: $WORK"
 case "$MODE" in
 main) run_main ;;
-scale) run_scale ;;
+scale)
+    run_scale
+    run_users
+    ;;
+users) run_users ;;
 all)
     run_main
     run_scale
+    run_users
     ;;
 esac
 python3 "$BENCH_DIR/report.py" "$RESULTS"
