@@ -366,3 +366,53 @@ pub async fn challenges_keep_their_purpose(store: &dyn Store) {
     );
     assert_eq!(latest(OtpPurpose::VerifyEmail).await, None);
 }
+
+/// A prefix that thousands of users share pages exactly as a rare one does: every match
+/// once, in id order, and nothing else (backends may search such a prefix another way).
+pub async fn a_broad_prefix_pages_every_match_in_order(store: &dyn Store) {
+    let mut tx = store.begin().await.expect("begin");
+    let mut expected = Vec::new();
+    for i in 0..2100 {
+        let new = NewUser {
+            name: Some(format!("Broad {i}")),
+            ..new_user(Some(&format!("u{i:05}@example.com")))
+        };
+        expected.push(tx.insert_user(&new).await.expect("insert").id);
+    }
+    for (i, address) in ["broadway@example.com", "zed@example.com"]
+        .iter()
+        .enumerate()
+    {
+        let new = NewUser {
+            name: Some(format!("Other {i}")),
+            ..new_user(Some(address))
+        };
+        let user = tx.insert_user(&new).await.expect("insert");
+        if address.starts_with("broad") {
+            expected.push(user.id);
+        }
+    }
+    tx.commit().await.expect("commit");
+    expected.sort_by_key(|id| id.to_string());
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_users(&UserQuery {
+                prefix: Some("broad".into()),
+                after,
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|u| u.id);
+        seen.extend(page.into_iter().map(|u| u.id));
+    }
+    assert_eq!(seen.len(), expected.len(), "every match, once");
+    assert!(seen == expected, "in id order, nothing else");
+}

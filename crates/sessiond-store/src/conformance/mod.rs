@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
                 cancelled_transactions_leave_the_store_writable,
                 user_changes_apply_field_by_field,
                 users_are_listed_by_id_with_filters,
+                a_broad_prefix_pages_every_match_in_order,
                 delete_user_erases_everything_of_the_user,
                 identities_of_a_user_are_listed,
                 challenges_keep_their_purpose,

@@ -121,6 +121,35 @@ fn like_escaped(raw: &str) -> String {
     out
 }
 
+/// A prefix with at most this many matching emails and names is searched through its
+/// indexes; one with more, by walking the users in id order (see `list_users`).
+const SPARSE_PREFIX: i64 = 2000;
+
+impl PostgresStore {
+    /// Whether at most [`SPARSE_PREFIX`] emails and names match the LIKE `pattern`
+    /// (counted in the indexes, and no further than that).
+    async fn prefix_is_sparse(&self, pattern: &str) -> StoreResult<bool> {
+        let found: i64 = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM users \
+                             WHERE email LIKE $1 LIMIT $2) e) \
+                          + (SELECT count(*) FROM (SELECT 1 FROM users \
+                             WHERE lower(name) LIKE $1 LIMIT $2) n)",
+                )
+                .bind(pattern)
+                .bind(SPARSE_PREFIX + 1)
+                .fetch_one(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(found <= SPARSE_PREFIX)
+    }
+}
+
 impl PostgresStore {
     async fn lease(&self) -> StoreResult<Lease> {
         Lease::acquire(&self.pool, self.deadline).await
@@ -279,12 +308,20 @@ impl Store for PostgresStore {
             conditions.push(format!("u.email = ${}", texts.len()));
         }
         if let Some(prefix) = &q.prefix {
-            texts.push(format!("{}%", like_escaped(prefix)));
+            let pattern = format!("{}%", like_escaped(prefix));
+            let sparse = self.prefix_is_sparse(&pattern).await?;
+            texts.push(pattern);
             let n = texts.len();
-            conditions.push(format!(
-                "u.id IN (SELECT id FROM users WHERE email LIKE ${n} \
-                 UNION SELECT id FROM users WHERE name IS NOT NULL AND lower(name) LIKE ${n})"
-            ));
+            conditions.push(if sparse {
+                // Few matches: collect them from the two indexes.
+                format!(
+                    "u.id IN (SELECT id FROM users WHERE email LIKE ${n} \
+                     UNION SELECT id FROM users WHERE lower(name) LIKE ${n})"
+                )
+            } else {
+                // Many: the planner walks the users by id and finds a page soonest.
+                format!("(u.email LIKE ${n} OR lower(u.name) LIKE ${n})")
+            });
         }
         let after_param = texts.len() + 1;
         if q.after.is_some() {
