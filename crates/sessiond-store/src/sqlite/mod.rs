@@ -93,7 +93,29 @@ impl SqliteStore {
     }
 }
 
+/// A prefix with at most this many matching emails and names is searched through its
+/// indexes; one with more, by walking the users in id order (see `list_users`).
+const SPARSE_PREFIX: i64 = 2000;
+
 impl SqliteStore {
+    /// Whether at most [`SPARSE_PREFIX`] emails and names start with `prefix` (counted in
+    /// the indexes, and no further than that).
+    async fn prefix_is_sparse(&self, prefix: &str, upper: &str) -> StoreResult<bool> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM users \
+                     WHERE email >= ?1 AND email < ?2 LIMIT ?3)) \
+                  + (SELECT count(*) FROM (SELECT 1 FROM users WHERE name IS NOT NULL \
+                     AND lower(name) >= ?1 AND lower(name) < ?2 LIMIT ?3))",
+        )
+        .bind(prefix)
+        .bind(upper)
+        .bind(SPARSE_PREFIX + 1)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_error)?;
+        Ok(found <= SPARSE_PREFIX)
+    }
+
     /// The one user `sql` selects (its columns and `password_hash`) by `key`.
     async fn credentials(&self, sql: &str, key: String) -> StoreResult<Option<UserCredentials>> {
         let row = sqlx::query(sql)
@@ -179,19 +201,39 @@ impl Store for SqliteStore {
             texts.push(email.as_str().to_owned());
             conditions.push(format!("u.email = ?{}", texts.len()));
         }
+        let mut dense = false;
         if let Some(prefix) = &q.prefix {
+            let upper = format!("{prefix}\u{10FFFF}");
+            dense = !self.prefix_is_sparse(prefix, &upper).await?;
             texts.push(prefix.clone());
-            texts.push(format!("{prefix}\u{10FFFF}"));
+            texts.push(upper);
             let (low, high) = (texts.len() - 1, texts.len());
-            conditions.push(format!(
-                "u.id IN (SELECT id FROM users WHERE email >= ?{low} AND email < ?{high} \
-                 UNION SELECT id FROM users WHERE name IS NOT NULL \
-                 AND lower(name) >= ?{low} AND lower(name) < ?{high})"
-            ));
+            conditions.push(if dense {
+                // Many matches: walking the users by id finds a page of them soonest.
+                // The unary `+` keeps SQLite (which has no statistics) off the prefix
+                // indexes.
+                format!(
+                    "((+u.email >= ?{low} AND +u.email < ?{high}) OR (u.name IS NOT NULL \
+                     AND +lower(u.name) >= ?{low} AND +lower(u.name) < ?{high}))"
+                )
+            } else {
+                // Few: collect them from the two indexes.
+                format!(
+                    "u.id IN (SELECT id FROM users WHERE email >= ?{low} AND email < ?{high} \
+                     UNION SELECT id FROM users WHERE name IS NOT NULL \
+                     AND lower(name) >= ?{low} AND lower(name) < ?{high})"
+                )
+            });
         }
-        if let Some(after) = q.after {
-            texts.push(after.to_string());
-            conditions.push(format!("u.id > ?{}", texts.len()));
+        match q.after {
+            Some(after) => {
+                texts.push(after.to_string());
+                conditions.push(format!("u.id > ?{}", texts.len()));
+            }
+            // A range on the id (every id is above '') steers SQLite, which keeps no
+            // statistics, to walk the id index in order and stop at a page.
+            None if dense => conditions.push("u.id > ''".to_owned()),
+            None => {}
         }
         if let Some(active) = q.active {
             conditions.push(format!("u.active = {}", i32::from(active)));
