@@ -319,8 +319,10 @@ impl Store for PostgresStore {
                      UNION SELECT id FROM users WHERE lower(name) LIKE ${n})"
                 )
             } else {
-                // Many: the planner walks the users by id and finds a page soonest.
-                format!("(u.email LIKE ${n} OR lower(u.name) LIKE ${n})")
+                // Many: walking the users by id finds a page of them soonest. Matched
+                // as expressions no index has, or the planner (which knows how many
+                // match) collects and sorts them all: 15 ms for 50 000 of 1 000 000.
+                format!("((u.email || '') LIKE ${n} OR (lower(u.name) || '') LIKE ${n})")
             });
         }
         let after_param = texts.len() + 1;
