@@ -365,7 +365,13 @@ export class SessiondClient<M extends TokenTransport = "body"> {
   }
 
   private proactive(): void {
-    if (this.pair) this.refreshWhen(soon).catch(() => this.schedule());
+    // Node's timers count from the event loop's cached clock, so one can fire a few ms before
+    // `soon` holds by Date.now(); refreshWhen then refreshes nothing, and the timer must be armed
+    // again, or proactive refresh would stop for good.
+    if (this.pair) this.refreshWhen(soon).then(
+      () => this.schedule(),
+      () => this.schedule(),
+    );
   }
 
   private onResume(): void {

@@ -58,6 +58,28 @@ test("dispose() leaves no timer or handle: the process exits by itself", async (
   assert.match(disposed.out(), /done/);
 });
 
+test("a refresh timer that fires early (the event loop's cached clock) is armed again", async () => {
+  proxy.reset();
+  // Every timer fires 150 ms early (more than the refresh jitter), as libuv's loop time lagging Date.now() does by a few ms
+  // under load: the first proactive refresh wakes up before the token is due.
+  const app = child(`
+    const realSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = (fn, ms = 0, ...args) => realSetTimeout(fn, Math.max(0, ms - 150), ...args);
+    const { createClient } = await import(${SDK});
+    const client = createClient({ baseUrl: process.env.BASE });
+    await client.register({ email: process.env.EMAIL, password: process.env.PASSWORD });
+    const first = client.tokens.refresh_token;
+    await new Promise((r) => realSetTimeout(r, 4500)); // two access-token lifetimes (2 s)
+    console.log(JSON.stringify({ rotated: client.tokens.refresh_token !== first }));
+    client.dispose();
+  `);
+  const status = await Promise.race([app.exited, sleep(20000).then(() => "hung")]);
+  if (status === "hung") app.p.kill("SIGKILL");
+  assert.deepEqual(status, { code: 0, signal: null }, app.out());
+  assert.deepEqual(JSON.parse(app.out().trim().split("\n").at(-1)), { rotated: true });
+  assert.ok(proxy.refreshes() >= 2, `proactive refreshes kept going: ${proxy.refreshes()}`);
+});
+
 test("a process frozen past expiry (SIGSTOP 3 s) sends no expired token on wake-up", async () => {
   proxy.reset();
   const app = child(`
