@@ -290,6 +290,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending deliveries per endpoint that has any.
     async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>>;
+
+    /// How many sessions are live in `window` (not revoked, within their absolute lifetime,
+    /// active since the idle cut-off), across every instance sharing this storage.
+    async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64>;
+
+    /// The connection pools as they are now, for the metrics.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+}
+
+/// One connection pool of a store: how many connections it holds and how many are at work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `reader` and `writer` (SQLite), `main` (PostgreSQL).
+    pub pool: &'static str,
+    pub open: u32,
+    pub in_use: u32,
+    pub max: u32,
 }
 
 /// One atomic unit of writes. Every read inside sees the transaction's own writes, and

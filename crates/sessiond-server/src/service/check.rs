@@ -1,6 +1,6 @@
 //! Token checks: the authenticated-request path, `/v1/token/validate` and introspection.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use sessiond_core::jwt::{AccessClaims, claimed_kid};
@@ -50,6 +50,12 @@ impl Service {
     /// Verifies an access token and the state of its session and user. With `activity`,
     /// the request counts as activity on the session.
     pub async fn authenticate(&self, token: &str, activity: bool) -> ServiceResult<Authenticated> {
+        let checked = self.check_access(token, activity).await;
+        count_token_check(&checked);
+        checked
+    }
+
+    async fn check_access(&self, token: &str, activity: bool) -> ServiceResult<Authenticated> {
         let now = self.now();
         let claims = self.verify_access(token, now).await?;
         let (mut session, mut user, cached) = self.session_state(claims.sid).await?;
@@ -252,4 +258,24 @@ impl Service {
 
 fn looks_like_jwt(token: &str) -> bool {
     token.contains('.')
+}
+
+/// `sessiond_token_checks_total` by outcome: `valid`, the refusal's code, or the storage
+/// failure's. The valid case keeps its counter handle, sparing the hot path a registry
+/// lookup.
+fn count_token_check(checked: &ServiceResult<Authenticated>) {
+    static VALID: OnceLock<metrics::Counter> = OnceLock::new();
+    let outcome = match checked {
+        Ok(_) => {
+            VALID
+                .get_or_init(
+                    || metrics::counter!("sessiond_token_checks_total", "outcome" => "valid"),
+                )
+                .increment(1);
+            return;
+        }
+        Err(ServiceError::Domain(refusal)) => refusal.code().as_str(),
+        Err(ServiceError::Store(_)) => sessiond_core::Code::StorageUnavailable.as_str(),
+    };
+    metrics::counter!("sessiond_token_checks_total", "outcome" => outcome).increment(1);
 }

@@ -7,6 +7,7 @@ mod check;
 pub mod events;
 mod exchange;
 mod feed;
+mod gauges;
 mod grant;
 pub mod manage;
 pub mod otp;
@@ -102,6 +103,7 @@ pub struct Service {
     accounts: accounts::AccountSettings,
     outbox: Arc<events::Outbox>,
     events_retention: chrono::Duration,
+    active_sessions: gauges::ActiveSessions,
 }
 
 impl From<ServiceParts> for Service {
@@ -126,6 +128,7 @@ impl From<ServiceParts> for Service {
             accounts: p.accounts,
             outbox: p.outbox,
             events_retention: p.events_retention,
+            active_sessions: gauges::ActiveSessions::default(),
         }
     }
 }

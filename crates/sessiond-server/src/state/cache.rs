@@ -45,6 +45,44 @@ impl Invalidation {
     }
 }
 
+/// How a cache's lookups ended, for the metrics. A token check pays one relaxed atomic
+/// add; the metrics endpoint reads the totals when it is scraped.
+#[derive(Debug, Default)]
+pub struct Lookups {
+    hit: AtomicU64,
+    miss: AtomicU64,
+    bypassed: AtomicU64,
+}
+
+/// The totals of [`Lookups`] since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupTotals {
+    pub hit: u64,
+    pub miss: u64,
+    /// Not looked up at all: the cache could not be trusted then.
+    pub bypassed: u64,
+}
+
+impl Lookups {
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
+        let tally = if found.is_some() {
+            &self.hit
+        } else {
+            &self.miss
+        };
+        tally.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    pub fn totals(&self) -> LookupTotals {
+        LookupTotals {
+            hit: self.hit.load(Ordering::Relaxed),
+            miss: self.miss.load(Ordering::Relaxed),
+            bypassed: self.bypassed.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A cached value and when it was stored (for the TTL backstop).
 type Stamped<T> = (Instant, Arc<T>);
 
@@ -54,6 +92,7 @@ pub struct SessionCache {
     ttl: Duration,
     usable: AtomicBool,
     epoch: AtomicU64,
+    lookups: Lookups,
 }
 
 /// Where a lookup started, to decide later whether its result may be stored.
@@ -68,14 +107,20 @@ impl SessionCache {
             ttl,
             usable: AtomicBool::new(usable),
             epoch: AtomicU64::new(0),
+            lookups: Lookups::default(),
         }
     }
 
     /// The cached state, if the cache may be trusted now and holds both halves.
     pub fn get(&self, id: SessionId) -> Option<(Arc<Session>, Option<Arc<User>>)> {
         if !self.usable.load(Ordering::Acquire) {
+            self.lookups.bypassed.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        self.lookups.count(self.lookup(id))
+    }
+
+    fn lookup(&self, id: SessionId) -> Option<(Arc<Session>, Option<Arc<User>>)> {
         let now = Instant::now();
         let session = fresh(&self.sessions, &id, self.ttl, now)?;
         let user = match session.user_id {
@@ -83,6 +128,10 @@ impl SessionCache {
             None => None,
         };
         Some((session, user))
+    }
+
+    pub fn lookups(&self) -> LookupTotals {
+        self.lookups.totals()
     }
 
     /// Take before reading from storage; pass to [`put`](Self::put).
@@ -157,17 +206,23 @@ where
 /// still comes from the session cache or storage.
 pub struct VerifiedTokens {
     claims: quick_cache::sync::Cache<Box<str>, Arc<AccessClaims>>,
+    lookups: Lookups,
 }
 
 impl VerifiedTokens {
     pub fn new(capacity: usize) -> Self {
         Self {
             claims: quick_cache::sync::Cache::new(capacity),
+            lookups: Lookups::default(),
         }
     }
 
     pub fn get(&self, token: &str) -> Option<Arc<AccessClaims>> {
-        self.claims.get(token)
+        self.lookups.count(self.claims.get(token))
+    }
+
+    pub fn lookups(&self) -> LookupTotals {
+        self.lookups.totals()
     }
 
     pub fn insert(&self, token: &str, claims: Arc<AccessClaims>) {
@@ -225,6 +280,26 @@ mod tests {
         let anon = Arc::new(session(None));
         c.put(c.ticket(), &anon, None);
         assert_eq!(c.get(anon.id), Some((anon, None)));
+    }
+
+    #[test]
+    fn lookups_are_counted_by_how_they_ended() {
+        let c = cache();
+        let s = Arc::new(session(None));
+        assert_eq!(c.get(s.id), None);
+        c.put(c.ticket(), &s, None);
+        assert!(c.get(s.id).is_some());
+        assert!(c.get(s.id).is_some());
+        c.set_usable(false);
+        assert_eq!(c.get(s.id), None);
+        assert_eq!(
+            c.lookups(),
+            LookupTotals {
+                hit: 2,
+                miss: 1,
+                bypassed: 1
+            }
+        );
     }
 
     #[test]

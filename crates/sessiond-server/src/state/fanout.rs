@@ -5,6 +5,7 @@
 //! only while that subscription is connected.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sessiond_store::postgres::events::{PgEvents, PgSubscription};
@@ -42,6 +43,22 @@ pub struct Fanout {
     cache: Arc<SessionCache>,
     postgres: Option<PgEvents>,
     redis: Option<RedisChannel>,
+    /// The last heartbeat's trip through PostgreSQL and back, in microseconds
+    /// ([`NO_ECHO_YET`] before the first): how late a change reaches the other instances.
+    heartbeat_lag_us: AtomicU64,
+}
+
+const NO_ECHO_YET: u64 = u64::MAX;
+
+/// Where the channel to the other instances stands, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FanoutStatus {
+    /// Whether other instances may share the storage (PostgreSQL), i.e. there is a channel.
+    pub shared: bool,
+    /// Whether the channel is known to work now, so the cache is trusted.
+    pub connected: bool,
+    /// The last heartbeat's round trip.
+    pub heartbeat_lag: Option<Duration>,
 }
 
 impl Fanout {
@@ -56,6 +73,16 @@ impl Fanout {
             cache,
             postgres,
             redis,
+            heartbeat_lag_us: AtomicU64::new(NO_ECHO_YET),
+        }
+    }
+
+    pub fn status(&self) -> FanoutStatus {
+        let lag = self.heartbeat_lag_us.load(Ordering::Relaxed);
+        FanoutStatus {
+            shared: self.postgres.is_some(),
+            connected: self.postgres.is_some() && self.cache.is_usable(),
+            heartbeat_lag: (lag != NO_ECHO_YET).then(|| Duration::from_micros(lag)),
         }
     }
 
@@ -175,17 +202,30 @@ impl Fanout {
     }
 
     /// Applies changes from one subscription until it is lost or goes quiet.
+    ///
+    /// Each heartbeat carries when it was sent (`<heartbeat>:<µs since the subscription
+    /// started>`), so its echo measures the channel's lag even when echoes come late.
     async fn follow(&self, events: &PgEvents, subscription: &mut PgSubscription, heartbeat: &str) {
         let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
-        let mut last_echo = Instant::now();
+        let started = Instant::now();
+        let mut last_echo = started;
         let mut trusted = false;
+        let echo_of = |item: &str| -> Option<u64> {
+            item.strip_prefix(heartbeat)?
+                .strip_prefix(':')?
+                .parse()
+                .ok()
+        };
         loop {
             tokio::select! {
                 payload = subscription.next() => {
                     let Some(payload) = payload else { return };
                     for item in payload.split(' ') {
-                        if item == heartbeat {
+                        if let Some(sent_us) = echo_of(item) {
                             last_echo = Instant::now();
+                            let now_us = elapsed_us(started);
+                            self.heartbeat_lag_us
+                                .store(now_us.saturating_sub(sent_us), Ordering::Relaxed);
                             if !trusted {
                                 // The channel demonstrably works end to end: trust the cache.
                                 self.cache.set_usable(true);
@@ -201,11 +241,16 @@ impl Fanout {
                     if last_echo.elapsed() > HEARTBEAT_TIMEOUT {
                         return;
                     }
-                    if events.publish(heartbeat).await.is_err() {
+                    let beat = format!("{heartbeat}:{}", elapsed_us(started));
+                    if events.publish(&beat).await.is_err() {
                         return;
                     }
                 }
             }
         }
     }
+}
+
+fn elapsed_us(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
 }

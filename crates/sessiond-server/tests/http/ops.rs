@@ -47,7 +47,11 @@ async fn readyz_reports_storage() {
 async fn metrics_are_prometheus_text() {
     let app = spawn_app().await;
     get(&app, "/healthz").await.ok(200);
-    app.register(&unique_email()).await;
+    let grant = app.register(&unique_email()).await;
+    let token = grant["access_token"].as_str().expect("access token");
+    for _ in 0..2 {
+        app.whoami(token).await.ok(200);
+    }
 
     let reply = get(&app, "/metrics").await;
     assert_eq!(reply.status, 200);
@@ -57,6 +61,13 @@ async fn metrics_are_prometheus_text() {
     for metric in [
         "sessiond_http_requests_total",
         "sessiond_sessions_created_total",
+        "sessiond_sessions_active",
+        "sessiond_token_checks_total{outcome=\"valid\"}",
+        "sessiond_cache_lookups_total{cache=\"session\",result=\"hit\"}",
+        "sessiond_cache_lookups_total{cache=\"token\",result=\"miss\"}",
+        "sessiond_storage_connections{pool=\"reader\",state=\"in_use\"}",
+        "sessiond_storage_connections{pool=\"writer\",state=\"idle\"}",
+        "sessiond_storage_connections_max{pool=\"reader\"}",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(metric)),
@@ -79,6 +90,8 @@ async fn metrics_are_prometheus_text() {
                 && l.contains(r#"status="201""#)),
         "{text}"
     );
+    // A single instance has no channel to other instances to report on.
+    assert!(!text.contains("sessiond_fanout_connected"), "{text}");
     // Every sample line is `name{labels} value`.
     for line in text
         .lines()

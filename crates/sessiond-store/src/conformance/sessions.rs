@@ -251,6 +251,33 @@ pub async fn live_sessions_exclude_ended_and_are_ordered(store: &dyn Store) {
             .expect("live sessions")
             .is_empty()
     );
+    assert_eq!(
+        store
+            .count_live_sessions(window)
+            .await
+            .expect("count live sessions"),
+        7,
+        "the user's five, the other user's and the anonymous one"
+    );
+}
+
+/// The pools report what they hold: at most their maximum, none at work while idle.
+pub async fn pool_stats_are_bounded(store: &dyn Store) {
+    store.ping().await.expect("ping");
+    let pools = store.pool_stats();
+    assert!(!pools.is_empty(), "every store has a pool");
+    for pool in &pools {
+        assert!(pool.max >= 1, "{pool:?}");
+        assert!(pool.open <= pool.max, "{pool:?}");
+        assert!(pool.in_use <= pool.open, "{pool:?}");
+    }
+    let tx = store.begin().await.expect("begin");
+    let during = store.pool_stats();
+    assert!(
+        during.iter().any(|p| p.in_use >= 1),
+        "an open transaction holds a connection: {during:?}"
+    );
+    drop(tx);
 }
 
 /// Activity only moves forward, through the `Store` and through a `Tx`.

@@ -35,8 +35,9 @@ use self::lease::Lease;
 use self::rows::{USER_COLUMNS, db_error, ts};
 use self::tx::Lock;
 use crate::{
-    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PurgeBefore, Store,
-    StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery, WebhookBacklog,
+    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PoolStats,
+    PurgeBefore, Store, StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery,
+    WebhookBacklog,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/postgres/migrations");
@@ -600,6 +601,36 @@ impl Store for PostgresStore {
             .await?
             .read(async |conn| outbox::backlog(conn).await)
             .await
+    }
+
+    async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
+        let live: i64 = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM sessions \
+                     WHERE revoked_at IS NULL AND expires_at > $1 AND last_active_at > $2",
+                )
+                .bind(ts(window.now))
+                .bind(ts(window.idle_cutoff))
+                .fetch_one(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(live.try_into().unwrap_or(0))
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        let open = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(open);
+        vec![PoolStats {
+            pool: "main",
+            open,
+            in_use: open.saturating_sub(idle),
+            max: self.pool.options().get_max_connections(),
+        }]
     }
 
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {

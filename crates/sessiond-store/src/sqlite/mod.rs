@@ -30,8 +30,9 @@ use sqlx::sqlite::{
 use self::rows::{USER_COLUMNS, db_error, ms};
 use self::writer::Writer;
 use crate::{
-    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PurgeBefore, Store,
-    StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery, WebhookBacklog,
+    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PoolStats,
+    PurgeBefore, Store, StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery,
+    WebhookBacklog,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/sqlite/migrations");
@@ -451,6 +452,38 @@ impl Store for SqliteStore {
 
     async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>> {
         outbox::backlog(&self.reader).await
+    }
+
+    async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessions \
+             WHERE revoked_at IS NULL AND expires_at > ?1 AND last_active_at > ?2",
+        )
+        .bind(ms(window.now))
+        .bind(ms(window.idle_cutoff))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_error)?;
+        Ok(live.try_into().unwrap_or(0))
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        let open = self.reader.size();
+        let idle = u32::try_from(self.reader.num_idle()).unwrap_or(open);
+        vec![
+            PoolStats {
+                pool: "reader",
+                open,
+                in_use: open.saturating_sub(idle),
+                max: self.reader.options().get_max_connections(),
+            },
+            PoolStats {
+                pool: "writer",
+                open: 1,
+                in_use: u32::from(self.writer.is_busy()),
+                max: 1,
+            },
+        ]
     }
 
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {

@@ -39,6 +39,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    /// Whether a transaction holds the writer now.
+    pub(super) fn is_busy(&self) -> bool {
+        self.conn.try_lock().is_err()
+    }
+
     /// Opens the writer connection on an existing database file (sqlx created it and set
     /// WAL, which is a property of the file).
     pub(super) fn open(path: &Path, busy_timeout: Duration) -> StoreResult<Self> {

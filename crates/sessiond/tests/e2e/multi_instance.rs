@@ -160,6 +160,33 @@ impl Instance {
         ids
     }
 
+    /// The sample of `series` (a name with its labels as rendered, e.g.
+    /// `name{a="b"}`) on `/metrics`, if it is there.
+    async fn sample(&self, series: &str) -> Option<f64> {
+        let (status, body) = self.call("GET", "/metrics", None, None).await;
+        assert_eq!(status, 200, "{body}");
+        let text = body.as_str().expect("Prometheus text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Polls `series` until `wanted` holds for its sample, within `PATIENCE` × 3.
+    async fn sample_until(&self, series: &str, wanted: impl Fn(f64) -> bool) -> f64 {
+        let started = Instant::now();
+        loop {
+            let sample = self.sample(series).await;
+            if let Some(value) = sample.filter(|v| wanted(*v)) {
+                return value;
+            }
+            assert!(
+                started.elapsed() < PATIENCE * 3,
+                "{series} is {sample:?} after {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The value of a counter on `/metrics` (0 when it has not been counted yet).
     async fn counter(&self, name: &str) -> f64 {
         let (status, body) = self.call("GET", "/metrics", None, None).await;
@@ -587,4 +614,72 @@ async fn an_instance_started_later_uses_the_signing_key_of_the_serving_one() {
     let access_b = token(&from_b, "access_token");
     assert_eq!(kid_of(&access_b), kid_of(&access_a));
     expect(a.whoami(&access_b).await, 200);
+}
+
+/// What an operator graphs for a cluster: the channel between instances connected with its
+/// heartbeat's lag, the live sessions counted in the shared storage (the same on every
+/// instance), the pool, token checks by outcome and the session cache's hits.
+#[tokio::test]
+async fn operator_metrics_describe_the_cluster() {
+    let Some(cluster) = Cluster::postgres().await else {
+        return;
+    };
+    let (a, b) = (cluster.serve(), cluster.serve());
+    for instance in [&a, &b] {
+        instance
+            .sample_until("sessiond_fanout_connected", |v| v == 1.0)
+            .await;
+        let lag = instance
+            .sample_until("sessiond_fanout_heartbeat_lag_seconds", |v| v > 0.0)
+            .await;
+        assert!(lag < 1.0, "a heartbeat took {lag} s through PostgreSQL");
+        let max = instance
+            .sample(r#"sessiond_storage_connections_max{pool="main"}"#)
+            .await;
+        assert!(max.is_some_and(|m| m >= 1.0), "pool max {max:?}");
+        let in_use = instance
+            .sample(r#"sessiond_storage_connections{pool="main",state="in_use"}"#)
+            .await;
+        assert!(
+            in_use.is_some_and(|n| n <= max.unwrap_or(0.0)),
+            "in use {in_use:?}"
+        );
+    }
+
+    let grants = [
+        a.register("metrics-1@example.com").await,
+        a.register("metrics-2@example.com").await,
+        b.register("metrics-3@example.com").await,
+    ];
+    b.logout(&token(&grants[0], "access_token")).await;
+    for instance in [&a, &b] {
+        instance
+            .sample_until("sessiond_sessions_active", |v| v == 2.0)
+            .await;
+    }
+
+    let valid = r#"sessiond_token_checks_total{outcome="valid"}"#;
+    let revoked = r#"sessiond_token_checks_total{outcome="SESSION_REVOKED"}"#;
+    let hits = r#"sessiond_cache_lookups_total{cache="session",result="hit"}"#;
+    let (valid_before, revoked_before, hits_before) = (
+        b.sample(valid).await.unwrap_or(0.0),
+        b.sample(revoked).await.unwrap_or(0.0),
+        b.sample(hits).await.unwrap_or(0.0),
+    );
+    let live = token(&grants[1], "access_token");
+    for _ in 0..3 {
+        expect(b.whoami(&live).await, 200);
+    }
+    expect_problem(
+        b.whoami(&token(&grants[0], "access_token")).await,
+        401,
+        "SESSION_REVOKED",
+    );
+    assert_eq!(b.sample(valid).await, Some(valid_before + 3.0));
+    assert_eq!(b.sample(revoked).await, Some(revoked_before + 1.0));
+    let hits_after = b.sample(hits).await.unwrap_or(0.0);
+    assert!(
+        hits_after >= hits_before + 2.0,
+        "the second and third checks come from the cache: {hits_before} -> {hits_after}"
+    );
 }

@@ -54,6 +54,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.service.export_gauges().await;
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
