@@ -49,6 +49,9 @@ const VERIFIED_TOKENS_CAPACITY: usize = 100_000;
 /// A backstop only: invalidations keep the cache exact.
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
 const COUNTER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often sessions that ended by themselves (absolute end, idleness) are looked for,
+/// so their `session.ended` events come within this long of the end.
+const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -310,6 +313,22 @@ impl App {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(deleted = n, "purged expired revocation facts"),
                         Err(e) => tracing::warn!(error = %e, "revocation cleanup failed"),
+                    }
+                }
+            })));
+        }
+        if !cleanup_every.is_zero() {
+            let service = self.state.service.clone();
+            let sweep_every = EXPIRY_SWEEP_INTERVAL.min(cleanup_every);
+            tasks.push(tokio::spawn(every(sweep_every, move || {
+                let service = service.clone();
+                async move {
+                    match service.record_expired_sessions().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::debug!(ended = n, "recorded sessions that ended by themselves")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not record expired sessions"),
                     }
                 }
             })));

@@ -297,6 +297,48 @@ pub trait Store: Send + Sync + 'static {
 
     /// The connection pools as they are now, for the metrics.
     fn pool_stats(&self) -> Vec<PoolStats>;
+
+    /// Unrevoked sessions whose `expires_at` (or `last_active_at`, as `by` says) is in
+    /// `[from, to)`, in that column's order, at most `limit`: the sessions that may have
+    /// ended by themselves since a sweep last looked.
+    async fn unrevoked_sessions_ending(
+        &self,
+        by: EndingBy,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>>;
+}
+
+/// How an unrevoked session ends by itself: the column a sweep for such ends ranges over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndingBy {
+    /// Its absolute end (`expires_at`).
+    AbsoluteLifetime,
+    /// Its last activity (`last_active_at`) falling behind the idle cut-off.
+    Idleness,
+}
+
+impl EndingBy {
+    fn column(self) -> &'static str {
+        match self {
+            EndingBy::AbsoluteLifetime => "expires_at",
+            EndingBy::Idleness => "last_active_at",
+        }
+    }
+
+    /// The statement, with `?N` or `$N` placeholders as `placeholder` writes them.
+    pub(crate) fn statement(self, session_columns: &str, placeholder: fn(u8) -> String) -> String {
+        let column = self.column();
+        format!(
+            "SELECT {session_columns} FROM sessions s \
+             WHERE s.revoked_at IS NULL AND s.{column} >= {} AND s.{column} < {} \
+             ORDER BY s.{column} LIMIT {}",
+            placeholder(1),
+            placeholder(2),
+            placeholder(3)
+        )
+    }
 }
 
 /// One connection pool of a store: how many connections it holds and how many are at work.

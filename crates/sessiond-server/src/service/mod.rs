@@ -6,6 +6,7 @@ pub mod auth;
 mod check;
 pub mod events;
 mod exchange;
+mod expiry;
 mod feed;
 mod gauges;
 mod grant;
@@ -104,6 +105,7 @@ pub struct Service {
     outbox: Arc<events::Outbox>,
     events_retention: chrono::Duration,
     active_sessions: gauges::ActiveSessions,
+    expiry: expiry::ExpirySweep,
 }
 
 impl From<ServiceParts> for Service {
@@ -129,6 +131,7 @@ impl From<ServiceParts> for Service {
             outbox: p.outbox,
             events_retention: p.events_retention,
             active_sessions: gauges::ActiveSessions::default(),
+            expiry: expiry::ExpirySweep::default(),
         }
     }
 }

@@ -131,6 +131,80 @@ fn types(page: &Value) -> Vec<String> {
 
 backend_suite! {
     #[tokio::test]
+    async fn sessions_that_end_by_themselves_are_explained_by_a_sweep() {
+        let app = spawn_with(|c| {
+            c.rate_limits.enabled = false;
+            c.idle_timeout = std::time::Duration::from_secs(3600);
+            c.absolute_lifetime = std::time::Duration::from_secs(3 * 3600);
+        })
+        .await;
+        let email = unique_email();
+        let idle = app.register(&email).await;
+        let busy = app.login(&email).await.ok(200);
+        let user = idle["user"]["id"].as_str().unwrap().to_owned();
+        let ended = |page: &Value| -> Vec<(String, String)> {
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["session_id"].as_str().unwrap().to_owned(),
+                        e["data"]["reason"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+
+        // 50 minutes in, both are live: nothing to record.
+        app.clock.advance(chrono::Duration::minutes(50));
+        let mut refresh = refresh_of(&busy);
+        refresh = refresh_of(&app.refresh(&refresh).await.ok(200));
+        assert_eq!(app.service().record_expired_sessions().await.unwrap(), 0);
+
+        // Idle past the timeout, but not yet past the margin for other instances'
+        // unwritten activity (the resolution and 10 s): not yet.
+        app.clock.advance(chrono::Duration::minutes(10) + chrono::Duration::seconds(30));
+        assert_eq!(app.service().record_expired_sessions().await.unwrap(), 0);
+        app.refresh(&refresh_of(&idle)).await.problem(401, "SESSION_INACTIVE");
+
+        app.clock.advance(chrono::Duration::minutes(2));
+        assert_eq!(app.service().record_expired_sessions().await.unwrap(), 1);
+        let page = events(&app, &format!("?type=session.ended&user_id={user}")).await;
+        assert_eq!(ended(&page), [(session_id(&idle), "idle_timeout".to_owned())]);
+        let event = &page["events"][0];
+        assert_eq!(event["data"]["initiator"], "policy");
+        // The check answers as before the sweep, and the session says when it ended.
+        let problem = app.refresh(&refresh_of(&idle)).await.problem(401, "SESSION_INACTIVE");
+        assert_eq!(problem["revoked_reason"], "idle_timeout");
+        assert_eq!(app.service().record_expired_sessions().await.unwrap(), 0, "once");
+
+        // The busy one reaches its absolute end (3 h) while kept active.
+        for _ in 0..3 {
+            app.clock.advance(chrono::Duration::minutes(30));
+            refresh = refresh_of(&app.refresh(&refresh).await.ok(200));
+        }
+        app.clock.advance(chrono::Duration::minutes(30));
+        app.refresh(&refresh).await.problem(401, "SESSION_EXPIRED");
+        assert_eq!(app.service().record_expired_sessions().await.unwrap(), 1);
+        let page = events(&app, &format!("?type=session.ended&user_id={user}")).await;
+        assert_eq!(
+            ended(&page),
+            [
+                (session_id(&idle), "idle_timeout".to_owned()),
+                (session_id(&busy), "absolute_lifetime".to_owned()),
+            ]
+        );
+        app.refresh(&refresh).await.problem(401, "SESSION_EXPIRED");
+        // An admin's list of the user's sessions no longer counts either.
+        let sessions = app
+            .admin(Method::GET, &format!("/v1/admin/users/{user}/sessions"), None)
+            .await
+            .ok(200);
+        assert_eq!(sessions["sessions"].as_array().unwrap().len(), 0, "{sessions}");
+    }
+
+    #[tokio::test]
     async fn a_session_lifecycle_is_explained_by_its_events() {
         let app = spawn_with(|c| c.rate_limits.enabled = false).await;
         let email = unique_email();

@@ -37,8 +37,8 @@ use sessiond_core::{
 };
 
 use crate::{
-    Identity, LiveWindow, NewRefreshToken, NewSession, NewUser, PurgeBefore, Store, StoreError,
-    UserChanges, UserProfile, UserQuery,
+    EndingBy, Identity, LiveWindow, NewRefreshToken, NewSession, NewUser, PurgeBefore, Store,
+    StoreError, UserChanges, UserProfile, UserQuery,
 };
 
 /// Expands to one `#[tokio::test]` per conformance function, each on a store produced by
@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
                 session_data_round_trip,
                 live_sessions_exclude_ended_and_are_ordered,
                 pool_stats_are_bounded,
+                unrevoked_sessions_ending_range_over_their_column,
                 touch_never_moves_last_active_backwards,
                 bind_session_upgrades_an_anonymous_session,
                 revoke_sessions_only_revokes_unrevoked,

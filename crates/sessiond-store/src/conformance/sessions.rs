@@ -261,6 +261,55 @@ pub async fn live_sessions_exclude_ended_and_are_ordered(store: &dyn Store) {
     );
 }
 
+/// A sweep for sessions that ended by themselves finds the unrevoked ones whose absolute
+/// end (or last activity) is in `[from, to)`, in that column's order, up to the limit.
+pub async fn unrevoked_sessions_ending_range_over_their_column(store: &dyn Store) {
+    let user = add_user(store, new_user(Some("ending@example.com"))).await;
+    let u = Some(user.id);
+    let end = |d: i64| t0() + days(d);
+    // Created (and so last active) at t0 + n days; absolute ends at t0 + 10 + n days.
+    let s1 = new_session(u, end(1), end(11));
+    let s2 = new_session(None, end(2), end(12));
+    let s3 = new_session(u, end(3), end(13));
+    let revoked = new_session(u, end(2) + ms(1), end(12) + ms(1));
+    add_sessions(store, &[&s3, &s1, &revoked, &s2]).await;
+    revoke(store, &[revoked.id], RevokeReason::Logout, end(4)).await;
+    store.touch_session(s1.id, end(5)).await.expect("touch");
+
+    let by_end = store
+        .unrevoked_sessions_ending(EndingBy::AbsoluteLifetime, end(11), end(13), 10)
+        .await
+        .expect("by absolute end");
+    assert_eq!(
+        ids(&by_end),
+        vec![s1.id, s2.id],
+        "from included, to excluded"
+    );
+    assert_eq!(by_end[1], expected_session(&s2));
+    let first = store
+        .unrevoked_sessions_ending(EndingBy::AbsoluteLifetime, end(0), end(20), 1)
+        .await
+        .expect("limited");
+    assert_eq!(ids(&first), vec![s1.id]);
+
+    let by_activity = store
+        .unrevoked_sessions_ending(EndingBy::Idleness, end(0), end(10), 10)
+        .await
+        .expect("by last activity");
+    assert_eq!(
+        ids(&by_activity),
+        vec![s2.id, s3.id, s1.id],
+        "ordered by last activity (s1 was touched last), the revoked one left out"
+    );
+    assert!(
+        store
+            .unrevoked_sessions_ending(EndingBy::Idleness, end(6), end(10), 10)
+            .await
+            .expect("empty range")
+            .is_empty()
+    );
+}
+
 /// The pools report what they hold: at most their maximum, none at work while idle.
 pub async fn pool_stats_are_bounded(store: &dyn Store) {
     store.ping().await.expect("ping");

@@ -35,9 +35,9 @@ use self::lease::Lease;
 use self::rows::{USER_COLUMNS, db_error, ts};
 use self::tx::Lock;
 use crate::{
-    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PoolStats,
-    PurgeBefore, Store, StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery,
-    WebhookBacklog,
+    Delivery, DeliveryClaim, DeliveryOutcome, EndingBy, EventQuery, Identity, LiveWindow,
+    PoolStats, PurgeBefore, Store, StoreError, StoreResult, StoredEvent, Tx, UserCredentials,
+    UserQuery, WebhookBacklog,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/postgres/migrations");
@@ -620,6 +620,30 @@ impl Store for PostgresStore {
             })
             .await?;
         Ok(live.try_into().unwrap_or(0))
+    }
+
+    async fn unrevoked_sessions_ending(
+        &self,
+        by: EndingBy,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        let sql = by.statement(rows::SESSION_COLUMNS, |n| format!("${n}"));
+        let found = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(&sql)
+                    .bind(ts(from))
+                    .bind(ts(to))
+                    .bind(i64::from(limit))
+                    .fetch_all(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        found.iter().map(rows::session).collect()
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {

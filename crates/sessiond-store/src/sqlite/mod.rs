@@ -30,9 +30,9 @@ use sqlx::sqlite::{
 use self::rows::{USER_COLUMNS, db_error, ms};
 use self::writer::Writer;
 use crate::{
-    Delivery, DeliveryClaim, DeliveryOutcome, EventQuery, Identity, LiveWindow, PoolStats,
-    PurgeBefore, Store, StoreError, StoreResult, StoredEvent, Tx, UserCredentials, UserQuery,
-    WebhookBacklog,
+    Delivery, DeliveryClaim, DeliveryOutcome, EndingBy, EventQuery, Identity, LiveWindow,
+    PoolStats, PurgeBefore, Store, StoreError, StoreResult, StoredEvent, Tx, UserCredentials,
+    UserQuery, WebhookBacklog,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/sqlite/migrations");
@@ -465,6 +465,24 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         Ok(live.try_into().unwrap_or(0))
+    }
+
+    async fn unrevoked_sessions_ending(
+        &self,
+        by: EndingBy,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        let sql = by.statement(rows::SESSION_COLUMNS, |n| format!("?{n}"));
+        let found = sqlx::query(&sql)
+            .bind(ms(from))
+            .bind(ms(to))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?;
+        found.iter().map(rows::session).collect()
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {

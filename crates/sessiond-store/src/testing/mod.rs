@@ -213,4 +213,16 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
     fn pool_stats(&self) -> Vec<crate::PoolStats> {
         self.store.pool_stats()
     }
+
+    async fn unrevoked_sessions_ending(
+        &self,
+        by: crate::EndingBy,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        self.store
+            .unrevoked_sessions_ending(by, from, to, limit)
+            .await
+    }
 }
