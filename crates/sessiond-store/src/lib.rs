@@ -379,8 +379,10 @@ pub trait Tx: Send {
         changes: &UserChanges,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<User>>;
-    /// Erases the user with its sessions, refresh tokens, identities and codes; false if
-    /// there was no such user. Revoke its sessions (and record that) first.
+    /// Erases the user with its sessions, refresh tokens, identities and codes, and takes
+    /// the `device` (IP address, user agent) out of its events, which stay as the record
+    /// of what happened; false if there was no such user. Revoke its sessions (and record
+    /// that) first.
     async fn delete_user(&mut self, id: UserId) -> StoreResult<bool>;
 
     /// The session (locked until commit) with its user.

@@ -64,6 +64,45 @@ fn seq_of(events: &[StoredEvent], kind: &str) -> u64 {
     events.iter().find(|e| e.kind == kind).expect(kind).seq
 }
 
+/// Erasing a user takes the devices (IP addresses, user agents) out of its events and
+/// leaves the rest of them, and everyone else's events, as they were.
+pub async fn user_erasure_takes_the_devices_out_of_its_events(store: &dyn Store) {
+    let ann = add_user(store, new_user(Some("ann.events@example.com"))).await;
+    let bob = add_user(store, new_user(Some("bob.events@example.com"))).await;
+    let device = serde_json::json!({"ip": "203.0.113.7", "user_agent": "Ann's phone"});
+    let with_device = |kind: &str, user: UserId| NewEvent {
+        data: serde_json::json!({"method": "pwd", "device": device}),
+        ..new_event(kind, t0(), Some(user), None, &["hook"])
+    };
+    record(
+        store,
+        &[
+            with_device("session.created", ann.id),
+            new_event("session.ended", t0(), Some(ann.id), None, &[]),
+            with_device("login.failed", bob.id),
+        ],
+    )
+    .await;
+    let mut tx = store.begin().await.expect("begin");
+    assert!(tx.delete_user(ann.id).await.expect("delete"));
+    tx.commit().await.expect("commit");
+
+    let events = all_events(store).await;
+    assert_eq!(events.len(), 3, "the events stay");
+    assert_eq!(events[0].data, serde_json::json!({"method": "pwd"}));
+    assert_eq!(events[0].user_id, Some(ann.id));
+    assert_eq!(
+        events[1].data,
+        new_event("session.ended", t0(), None, None, &[]).data,
+        "an event without a device is untouched"
+    );
+    assert_eq!(
+        events[2].data,
+        serde_json::json!({"method": "pwd", "device": device}),
+        "another user's events keep theirs"
+    );
+}
+
 /// Events read back exactly as recorded, in order, filtered by type, user, session and
 /// cursor; a dropped transaction records nothing.
 pub async fn events_round_trip_and_filter(store: &dyn Store) {

@@ -83,6 +83,7 @@ macro_rules! conformance_tests {
                 users_are_listed_by_id_with_filters,
                 a_broad_prefix_pages_every_match_in_order,
                 delete_user_erases_everything_of_the_user,
+                user_erasure_takes_the_devices_out_of_its_events,
                 identities_of_a_user_are_listed,
                 challenges_keep_their_purpose,
                 revocations_are_numbered_without_gaps,

@@ -299,6 +299,8 @@ impl Tx for PostgresTx {
                 sqlx::query(
                     "WITH gone_sessions AS (DELETE FROM sessions WHERE user_id = $1), \
                      gone_identities AS (DELETE FROM identities WHERE user_id = $1), \
+                     gone_devices AS (UPDATE events SET data = data - 'device' \
+                        WHERE user_id = $1 AND data ? 'device'), \
                      gone_codes AS (DELETE FROM otp_challenges WHERE user_id = $1 \
                         OR email = (SELECT email FROM users WHERE id = $1)) \
                      SELECT 1",

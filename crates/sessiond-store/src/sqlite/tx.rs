@@ -288,6 +288,11 @@ impl Tx for SqliteTx {
         self.execute("DELETE FROM sessions WHERE user_id = ?", [&id])?;
         self.execute("DELETE FROM identities WHERE user_id = ?", [&id])?;
         self.execute(
+            "UPDATE events SET data = json_remove(data, '$.device') \
+             WHERE user_id = ? AND json_type(data, '$.device') IS NOT NULL",
+            [&id],
+        )?;
+        self.execute(
             "DELETE FROM otp_challenges WHERE user_id = ?1 \
              OR email = (SELECT email FROM users WHERE id = ?1)",
             [&id],
