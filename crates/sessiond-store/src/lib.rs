@@ -290,6 +290,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending deliveries per endpoint that has any.
     async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>>;
+
+    // Counts, for the admin console's overview. Each is one aggregate over a table (a
+    // scan on SQLite), read at most once per overview page.
+
+    /// Users stored, active or not.
+    async fn count_users(&self) -> StoreResult<u64>;
+    /// Sessions live in `window` (bound and anonymous), as stored: activity not yet
+    /// flushed may make a few recently idle ones count as idle.
+    async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64>;
 }
 
 /// One atomic unit of writes. Every read inside sees the transaction's own writes, and

@@ -67,6 +67,16 @@ impl Service {
         Ok(key)
     }
 
+    /// How many users are stored and how many sessions are live (the overview's counts).
+    pub async fn counts(&self) -> ServiceResult<(u64, u64)> {
+        let users = self.store.count_users().await?;
+        let live = self
+            .store
+            .count_live_sessions(self.live_window(self.now()))
+            .await?;
+        Ok((users, live))
+    }
+
     /// Pings storage and times it.
     pub async fn storage_health(&self) -> StorageHealth {
         let started = Instant::now();

@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
                 sessions_round_trip,
                 session_data_round_trip,
                 live_sessions_exclude_ended_and_are_ordered,
+                users_and_live_sessions_are_counted,
                 touch_never_moves_last_active_backwards,
                 bind_session_upgrades_an_anonymous_session,
                 revoke_sessions_only_revokes_unrevoked,

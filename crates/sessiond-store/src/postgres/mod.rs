@@ -602,6 +602,39 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn count_users(&self) -> StoreResult<u64> {
+        let n: i64 = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
+        let n: i64 = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sessions \
+                     WHERE revoked_at IS NULL AND expires_at > $1 AND last_active_at > $2",
+                )
+                .bind(ts(window.now))
+                .bind(ts(window.idle_cutoff))
+                .fetch_one(conn)
+                .await
+                .map_err(db_error)
+            })
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         // Each arm walks its own index and stops after one batch, so a large backlog
         // costs at most three batches of index entries per call; UNION counts a session

@@ -453,6 +453,27 @@ impl Store for SqliteStore {
         outbox::backlog(&self.reader).await
     }
 
+    async fn count_users(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions \
+             WHERE revoked_at IS NULL AND expires_at > ?1 AND last_active_at > ?2",
+        )
+        .bind(ms(window.now))
+        .bind(ms(window.idle_cutoff))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_error)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn purge_ended_sessions(&self, before: PurgeBefore) -> StoreResult<u64> {
         // One way of ending per batch, each a range scan of its own index with its own
         // LIMIT: a UNION of the three would collect and sort every ended id before

@@ -205,4 +205,12 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
     async fn webhook_backlog(&self) -> StoreResult<Vec<crate::WebhookBacklog>> {
         self.store.webhook_backlog().await
     }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.store.count_users().await
+    }
+
+    async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
+        self.store.count_live_sessions(window).await
+    }
 }

@@ -24,6 +24,8 @@ fn uptime(secs: u64) -> String {
 pub async fn show(State(state): State<AppState>, signed: Signed) -> ConsoleResult<Response> {
     let (series, totals) = state.console.activity.series(&state.metrics);
     let health = state.service.storage_health().await;
+    // Counting may fail while storage is down: the overview still shows its health.
+    let counts = state.service.counts().await.ok();
     let pick = |f: fn(&crate::http::console::charts::Totals) -> u64| -> Vec<u64> {
         series.iter().map(f).collect()
     };
@@ -33,6 +35,19 @@ pub async fn show(State(state): State<AppState>, signed: Signed) -> ConsoleResul
         p class="lede" {
             "This instance, minute by minute over the last hour (sampled from its own \
              metrics since it started " (uptime(state.console.started.elapsed().as_secs())) " ago)."
+        }
+        section aria-labelledby="now" {
+            h2 id="now" { "Now" }
+            dl class="cards" {
+                div {
+                    dt { "Live sessions" }
+                    dd { @match counts { Some((_, live)) => (live), None => "?" } }
+                }
+                div {
+                    dt { "Users" }
+                    dd { @match counts { Some((users, _)) => a href="/admin/users" { (users) }, None => "?" } }
+                }
+            }
         }
         section aria-labelledby="activity" {
             h2 id="activity" { "Activity" }
