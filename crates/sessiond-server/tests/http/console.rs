@@ -498,3 +498,33 @@ async fn script_payloads_in_names_and_searches_are_shown_as_text() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_instance_accepts_a_console_session_and_a_sign_out_ends_it_everywhere() {
+    // Without Redis, instances share the signing secret (from the admin key) but not
+    // sign-outs: then only the first half is checked.
+    let shared = crate::redis::redis_available().await;
+    let prefix = crate::redis::unique_prefix();
+    let configure = |c: &mut sessiond_server::Config| {
+        if shared {
+            c.redis_url = Some("redis://127.0.0.1:6379".parse().unwrap());
+        }
+        c.redis_prefix = prefix.clone();
+    };
+    let a = spawn_with(configure).await;
+    let b = spawn_sibling(&a, configure).await;
+    let mut on_a = Console::new(&a);
+    on_a.sign_in(&a.admin_key).await;
+    let mut on_b = Console::new(&b);
+    on_b.cookie = on_a.cookie.clone();
+    assert_html_page(&on_b.get("/admin/users").await, 200);
+    let csrf = on_b.csrf("/admin").await;
+    // A CSRF token of the session is good on every instance.
+    let out = on_a.post("/admin/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert_sign_in_redirect(&on_a.get("/admin").await);
+    if shared {
+        assert_sign_in_redirect(&on_b.get("/admin").await);
+        crate::redis::delete_keys(&prefix).await;
+    }
+}
