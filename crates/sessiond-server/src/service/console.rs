@@ -46,7 +46,7 @@ impl Service {
     /// Every signing key storage holds, newest first.
     pub async fn signing_keys(&self) -> ServiceResult<Vec<SigningKey>> {
         let mut keys = self.store.signing_keys().await?;
-        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         Ok(keys)
     }
 

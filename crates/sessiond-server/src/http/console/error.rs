@@ -105,10 +105,10 @@ impl IntoResponse for ConsoleError {
             p { a href="/admin" { "Back to the console" } }
         };
         let mut response = (status, layout::bare(title, body)).into_response();
-        if let ConsoleError::RateLimited { retry_after_secs } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let ConsoleError::RateLimited { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }
