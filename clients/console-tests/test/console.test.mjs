@@ -175,6 +175,12 @@ describe("admin console in Chromium", { skip: missing }, () => {
     await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
     assert.equal(await page.locator("#sign-in-error").textContent(), "That is not the admin key.");
     await shot("02-sign-in-refused");
+    // Empty is refused by the browser (required); a script payload or a huge value by the server.
+    for (const bad of [XSS, "k".repeat(5000)]) {
+      await page.fill("#key", bad);
+      await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+      assert.equal(await page.locator("#sign-in-error").textContent(), "That is not the admin key.");
+    }
     assert.equal((await context.cookies()).length, 0);
   });
 

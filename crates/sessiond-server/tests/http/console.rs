@@ -371,10 +371,13 @@ async fn ending_a_session_in_the_console_is_the_admin_apis_revocation() {
     // Erasing takes the typed word.
     let erase = format!("/admin/users/{user}/erase");
     let csrf = console.csrf(&erase).await;
-    let wrong = console
-        .post(&erase, &[("csrf", &csrf), ("confirm", "yes")])
-        .await;
-    assert_html_page(&wrong, 422);
+    for bad in ["yes", "", "<script>alert(1)</script>", &"e".repeat(10_000)] {
+        let wrong = console
+            .post(&erase, &[("csrf", &csrf), ("confirm", bad)])
+            .await;
+        assert_html_page(&wrong, 422);
+        assert!(!wrong.text.contains("<script>alert"));
+    }
     app.whoami(&access(&other)).await.ok(200);
     let erased = console
         .post(&erase, &[("csrf", &csrf), ("confirm", "erase")])

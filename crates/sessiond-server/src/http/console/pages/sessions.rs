@@ -41,6 +41,8 @@ pub async fn show(
     let live = s.revoked_at.is_none() && s.expires_at > now && info.idle_expires_at > now;
     let ended_by = s.revoked_reason.map(|r| r.initiator().as_str());
     let body = html! {
+        section aria-labelledby="facts" {
+        h2 id="facts" { "Facts" }
         dl class="facts" {
             dt { "Id" } dd { code { (s.id) } }
             dt { "User" } dd {
@@ -68,6 +70,7 @@ pub async fn show(
             div class="actions" {
                 (action(&format!("/admin/sessions/{}/end", s.id), &signed.csrf, "End session", true, Some("End this session now? Its tokens stop working at once.")))
             }
+        }
         }
         section aria-labelledby="timeline" {
             h2 id="timeline" { "Timeline" }
