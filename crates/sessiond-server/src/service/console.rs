@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use sessiond_core::jwt::SigningKey;
 use sessiond_core::{DomainError, TokenHash};
+use sessiond_store::EventQuery;
 
 use super::{Service, ServiceResult};
 use crate::ratelimit::Policy;
@@ -75,6 +76,41 @@ impl Service {
             .count_live_sessions(self.live_window(self.now()))
             .await?;
         Ok((users, live))
+    }
+
+    /// The cursor whose page (of `page` events matching `query`'s filters) holds the
+    /// latest ones: what an operator opens the audit log for, though events are paged
+    /// oldest first. Found by probing with the one query events have (after a cursor):
+    /// doubling to pass the newest sequence number, then halving to the smallest cursor
+    /// with at most `page` matches after it; about 2·log₂(events) indexed reads.
+    pub async fn latest_events_cursor(&self, query: &EventQuery, page: u32) -> ServiceResult<u64> {
+        let probe = |after: u64, limit: u32| {
+            let mut q = query.clone();
+            q.after = after;
+            q.limit = limit;
+            async move { self.store.events(&q).await }
+        };
+        let mut high = 1u64;
+        while !probe(high, 1).await?.is_empty() {
+            high = high.saturating_mul(2);
+            if high == u64::MAX {
+                break;
+            }
+        }
+        // Invariant: at most `page` matches after `high`; find the smallest such cursor.
+        let mut low = 0u64;
+        if probe(low, page + 1).await?.len() <= page as usize {
+            return Ok(0);
+        }
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if probe(mid, page + 1).await?.len() <= page as usize {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        Ok(high)
     }
 
     /// Pings storage and times it.

@@ -531,3 +531,52 @@ async fn every_instance_accepts_a_console_session_and_a_sign_out_ends_it_everywh
         crate::redis::delete_keys(&prefix).await;
     }
 }
+
+#[tokio::test]
+async fn the_events_page_opens_on_the_latest_events() {
+    let app = spawn_app().await;
+    let grant = app.register(&unique_email()).await;
+    // 1 user.created + 1 session.created, then 60 more sessions: more than a page.
+    let mut last = grant.clone();
+    for _ in 0..60 {
+        last = app
+            .admin(
+                Method::POST,
+                "/v1/admin/sessions",
+                Some(json!({"user_id": user_id(&grant)})),
+            )
+            .await
+            .ok(201);
+    }
+    let mut console = Console::new(&app);
+    console.sign_in(&app.admin_key).await;
+    let page = console.get("/admin/events").await;
+    assert_html_page(&page, 200);
+    assert!(page.text.contains("The latest events"));
+    assert!(
+        page.text.contains(&session_id(&last)),
+        "the newest event is on the first page"
+    );
+    assert_eq!(page.text.matches("<tr><td>").count(), 50);
+    assert!(!page.text.contains(">Newer<"));
+    let oldest = console.get("/admin/events?after=0").await;
+    assert!(oldest.text.contains("user.created"));
+    assert!(oldest.text.contains(">Newer<"));
+    assert!(oldest.text.contains(">Latest<"));
+    // With a filter: the latest matching ones.
+    let filtered = console
+        .get(&format!(
+            "/admin/events?type=user.created&user_id={}",
+            user_id(&grant)
+        ))
+        .await;
+    assert_eq!(
+        filtered.text.matches("<tr><td>").count(),
+        1,
+        "{}",
+        filtered.text
+    );
+    let sessions = console.get("/admin/events?type=session.created").await;
+    assert_eq!(sessions.text.matches("<tr><td>").count(), 50);
+    assert!(sessions.text.contains(&session_id(&last)));
+}

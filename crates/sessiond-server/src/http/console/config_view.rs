@@ -7,8 +7,12 @@ use crate::config::{Config, mask_url_password};
 
 const MASK: &str = "•••••• (set)";
 
-/// Names whose values are secrets wherever they appear.
-fn is_secret(key: &str) -> bool {
+/// Names whose values are secrets wherever they appear (`path` is the dotted key).
+fn is_secret(path: &str, key: &str) -> bool {
+    // Limits are named after what they count (`password_failures`), not secrets.
+    if path.starts_with("rate_limits.") {
+        return false;
+    }
     let key = key.to_ascii_lowercase();
     ["key", "secret", "password", "token", "headers", "authorization"]
         .iter()
@@ -39,7 +43,8 @@ fn walk(prefix: &str, value: &Value, secret: bool, rows: &mut Vec<(String, Strin
                 } else {
                     format!("{prefix}.{key}")
                 };
-                walk(&path, value, secret || is_secret(key), rows);
+                let secret = secret || is_secret(&path, key);
+                walk(&path, value, secret, rows);
             }
         }
         _ if secret => {
@@ -86,6 +91,10 @@ mod tests {
         assert_eq!(get("issuer").as_deref(), Some("sessiond"));
         assert_eq!(get("access_token_ttl").as_deref(), Some("15m"));
         assert!(get("rate_limits.login").is_some());
+        assert_eq!(
+            get("rate_limits.password_failures").as_deref(),
+            Some("10/15m")
+        );
         assert_eq!(get("web.user_header").as_deref(), Some("X-Sessiond-User"));
     }
 }

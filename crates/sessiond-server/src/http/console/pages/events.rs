@@ -39,23 +39,30 @@ pub async fn list(
     };
     let user_id = optional_uuid("user_id", q.user_id.as_deref())?;
     let session_id = optional_uuid("session_id", q.session_id.as_deref())?;
-    let after = match q.after.as_deref().map(str::trim) {
-        None | Some("") => 0,
-        Some(a) => a
+    let filters = EventQuery {
+        after: 0,
+        kind: kind.map(|k| k.as_str().to_owned()),
+        user_id: user_id.map(UserId::from_uuid),
+        session_id: session_id.map(SessionId::from_uuid),
+        limit: PAGE,
+    };
+    // Without a cursor: the latest page (what an operator looks for first).
+    let latest = q.after.as_deref().map(str::trim).is_none_or(str::is_empty);
+    let after = if latest {
+        state.service.latest_events_cursor(&filters, PAGE).await?
+    } else {
+        q.after
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("")
             .parse::<u64>()
-            .map_err(|_| ConsoleError::BadInput("after must be a whole number".to_owned()))?,
+            .map_err(|_| ConsoleError::BadInput("after must be a whole number".to_owned()))?
     };
     let events = state
         .service
-        .events(EventQuery {
-            after,
-            kind: kind.map(|k| k.as_str().to_owned()),
-            user_id: user_id.map(UserId::from_uuid),
-            session_id: session_id.map(SessionId::from_uuid),
-            limit: PAGE,
-        })
+        .events(EventQuery { after, ..filters })
         .await?;
-    let next = (events.len() == PAGE as usize)
+    let next = (!latest && events.len() == PAGE as usize)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
     let keep = |after: &str| {
@@ -96,7 +103,10 @@ pub async fn list(
         }
         div class="table-wrap" {
             table {
-                caption { "Events, oldest first" @if after > 0 { ", after #" (after) } }
+                caption {
+                    @if latest { "The latest events" } @else { "Events after #" (after) }
+                    " (oldest first on the page)"
+                }
                 thead { tr { th scope="col" { "#" } th scope="col" { "When" } th scope="col" { "Type" } th scope="col" { "User" } th scope="col" { "Session" } th scope="col" { "Data" } } }
                 tbody {
                     @for e in &events {
@@ -114,8 +124,9 @@ pub async fn list(
             }
         }
         nav class="pager" aria-label="Pages" {
-            @if after > 0 { a href=(format!("/admin/events?{}", keep(""))) { "First page" } }
-            @if let Some(n) = next { a href=(format!("/admin/events?{}", keep(&n.to_string()))) rel="next" { "Next page" } }
+            @if after > 0 { a href=(format!("/admin/events?{}", keep("0"))) { "Oldest" } }
+            @if let Some(n) = next { a href=(format!("/admin/events?{}", keep(&n.to_string()))) rel="next" { "Newer" } }
+            @if !latest { a href=(format!("/admin/events?{}", keep(""))) { "Latest" } }
         }
     };
     Ok(signed.answer(layout::page(Section::Events, "Events", &signed.csrf, body)))
