@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
         // The admin console: HTML pages, not part of the JSON API (nor of its document).
         .nest("/admin", console::router())
+        .route(
+            "/admin/",
+            axum::routing::get(|| async { axum::response::Redirect::permanent("/admin") }),
+        )
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Token responses and session answers must never be cached (contract); nothing

@@ -152,6 +152,9 @@ async fn no_console_page_or_action_without_signing_in() {
     ] {
         assert_sign_in_redirect(&console.post(&path, &[("csrf", "x")]).await);
     }
+    let slash = console.get("/admin/").await;
+    assert_eq!(slash.status, 308);
+    assert_eq!(slash.header("location"), Some("/admin"));
     // A forged or stale cookie is no session either.
     let mut forged = Console::new(&app);
     forged.cookie = Some("0123.1.1.AAAA".to_owned());

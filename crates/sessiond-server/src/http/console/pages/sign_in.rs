@@ -86,7 +86,10 @@ pub async fn submit(
     let ip = client
         .ip
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    state.service.check_console_sign_in(&ip).await?;
+    if let Err(limited) = state.service.check_console_sign_in(&ip).await {
+        tracing::warn!(client_ip = %ip, "console sign-in refused: too many failures from this address");
+        return Err(limited.into());
+    }
     let (SignInForm { key }, _) = form_body::<SignInForm>(request, &state).await?;
     let key = key.trim();
     if key.is_empty() || key.len() > MAX_KEY || !state.service.is_admin_key(key) {
