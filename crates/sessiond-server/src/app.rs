@@ -52,6 +52,8 @@ const COUNTER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often sessions that ended by themselves (absolute end, idleness) are looked for,
 /// so their `session.ended` events come within this long of the end.
 const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+/// The console's activity charts are per minute.
+const CONSOLE_SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -213,15 +215,24 @@ impl App {
                 source,
             })?;
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
+        let metrics = metrics_handle();
+        let console = Arc::new(crate::http::console::ConsoleState::new(
+            &config,
+            &service,
+            &metrics,
+            redis.clone(),
+            web.cookies.secure,
+        ));
         let state = AppState::new(Shared {
             stopping: stopping_seen,
             service: Arc::new(service),
             trusted_proxies: Arc::new(trusted_proxies),
-            metrics: metrics_handle(),
+            metrics,
             max_body_bytes: config.max_body_bytes,
             public_url: config.public_url.as_ref().map(|u| u.as_str().to_owned()),
             redis: redis.clone(),
             web: Arc::new(web),
+            console,
         });
         Ok(Self {
             listener,
@@ -345,6 +356,11 @@ impl App {
         let (counters, service) = (self.counters.clone(), self.state.service.clone());
         tasks.push(tokio::spawn(every(COUNTER_PRUNE_INTERVAL, move || {
             counters.prune(service.now());
+            std::future::ready(())
+        })));
+        let state = self.state.clone();
+        tasks.push(tokio::spawn(every(CONSOLE_SAMPLE_INTERVAL, move || {
+            state.console.activity.sample(&state.metrics);
             std::future::ready(())
         })));
         if let Some(redis) = &self.redis {

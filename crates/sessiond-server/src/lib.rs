@@ -53,4 +53,6 @@ pub struct Shared {
     pub redis: Option<Arc<infra::redis::Redis>>,
     /// `[web]`: cookies, CSRF, CORS and the forward-auth headers.
     pub web: Arc<http::web::WebSettings>,
+    /// The admin console's keys, cookie and activity samples.
+    pub console: Arc<http::console::ConsoleState>,
 }

@@ -291,8 +291,12 @@ pub trait Store: Send + Sync + 'static {
     /// Pending deliveries per endpoint that has any.
     async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>>;
 
+    /// Users stored, active or not.
+    async fn count_users(&self) -> StoreResult<u64>;
+
     /// How many sessions are live in `window` (not revoked, within their absolute lifetime,
-    /// active since the idle cut-off), across every instance sharing this storage.
+    /// active since the idle cut-off), across every instance sharing this storage. As
+    /// stored: activity not yet written may make a few recently idle ones count as idle.
     async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64>;
 
     /// The connection pools as they are now, for the metrics.

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes and their OpenAPI description come from one declaration.
 
 pub mod client_ip;
+pub mod console;
 pub mod dto;
 pub mod extract;
 pub mod json;
@@ -89,6 +90,12 @@ pub fn router(state: AppState) -> Router {
     let cors = web::cors::layer(&state.web);
     let router = api_routes
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
+        // The admin console: HTML pages, not part of the JSON API (nor of its document).
+        .nest("/admin", console::router())
+        .route(
+            "/admin/",
+            axum::routing::get(|| async { axum::response::Redirect::permanent("/admin") }),
+        )
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Token responses and session answers must never be cached (contract); nothing

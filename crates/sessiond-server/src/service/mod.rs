@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 mod check;
+pub mod console;
 pub mod events;
 mod exchange;
 mod expiry;

@@ -10,6 +10,7 @@ mod common;
 mod accounts;
 mod admin;
 mod bad_input;
+mod console;
 mod exchange;
 mod faults;
 mod instances;

@@ -16,7 +16,7 @@ const REDIS: &str = "127.0.0.1:6379";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Whether Redis answers; announces the skip, or fails under `CI`.
-async fn redis_available() -> bool {
+pub(crate) async fn redis_available() -> bool {
     let answered = async {
         let client = redis::Client::open(format!("redis://{REDIS}")).ok()?;
         let mut conn = client.get_multiplexed_async_connection().await.ok()?;
@@ -35,12 +35,12 @@ async fn redis_available() -> bool {
     }
 }
 
-fn unique_prefix() -> String {
+pub(crate) fn unique_prefix() -> String {
     format!("sessiond-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
 /// Deletes every key under `prefix`.
-async fn delete_keys(prefix: &str) {
+pub(crate) async fn delete_keys(prefix: &str) {
     let client = redis::Client::open(format!("redis://{REDIS}")).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut cursor = 0u64;

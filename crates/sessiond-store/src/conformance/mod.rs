@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
                 live_sessions_exclude_ended_and_are_ordered,
                 pool_stats_are_bounded,
                 unrevoked_sessions_ending_range_over_their_column,
+                users_and_live_sessions_are_counted,
                 touch_never_moves_last_active_backwards,
                 bind_session_upgrades_an_anonymous_session,
                 revoke_sessions_only_revokes_unrevoked,

@@ -707,3 +707,35 @@ pub async fn purge_ended_sessions_in_batches(store: &dyn Store) {
         "nothing left"
     );
 }
+
+pub async fn users_and_live_sessions_are_counted(store: &dyn Store) {
+    let now = t0() + days(10);
+    let window = LiveWindow {
+        now,
+        idle_cutoff: now - days(7),
+    };
+    assert_eq!(store.count_users().await.expect("count users"), 0);
+    assert_eq!(store.count_live_sessions(window).await.expect("count"), 0);
+    let user = add_user(store, new_user(Some("counted@example.com"))).await;
+    let inactive = add_user(store, new_user(Some("inactive@example.com"))).await;
+    let mut tx = store.begin().await.expect("begin");
+    tx.set_user_active(inactive.id, false, t0())
+        .await
+        .expect("deactivate");
+    tx.commit().await.expect("commit");
+    let far = now + days(20);
+    let live = new_session(Some(user.id), t0() + days(5), far);
+    let anonymous = new_session(None, t0() + days(6), far);
+    let revoked = new_session(Some(user.id), t0() + days(5), far);
+    let expired = new_session(Some(user.id), t0() + days(5), now);
+    let idle = new_session(Some(user.id), t0() + days(1), far);
+    add_sessions(store, &[&live, &anonymous, &revoked, &expired, &idle]).await;
+    revoke(store, &[revoked.id], RevokeReason::Admin, t0() + days(6)).await;
+    // Deactivated users count too: they are stored.
+    assert_eq!(store.count_users().await.expect("count users"), 2);
+    assert_eq!(
+        store.count_live_sessions(window).await.expect("count"),
+        2,
+        "live: bound and anonymous; not revoked, expired or idle"
+    );
+}

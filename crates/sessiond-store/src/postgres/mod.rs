@@ -603,6 +603,20 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn count_users(&self) -> StoreResult<u64> {
+        let n: i64 = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query_scalar("SELECT count(*) FROM users")
+                    .fetch_one(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
         let live: i64 = self
             .lease()

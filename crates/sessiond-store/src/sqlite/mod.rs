@@ -454,6 +454,14 @@ impl Store for SqliteStore {
         outbox::backlog(&self.reader).await
     }
 
+    async fn count_users(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
         let live: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sessions \

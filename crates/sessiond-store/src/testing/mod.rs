@@ -206,6 +206,10 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
         self.store.webhook_backlog().await
     }
 
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.store.count_users().await
+    }
+
     async fn count_live_sessions(&self, window: LiveWindow) -> StoreResult<u64> {
         self.store.count_live_sessions(window).await
     }

@@ -80,7 +80,7 @@ fn client_dir(name: &str) -> PathBuf {
 }
 
 /// `npm ci` when needed, then `npm test`, in `clients/<name>`.
-fn npm_suite(name: &str) {
+pub(crate) fn npm_suite(name: &str) {
     let dir = client_dir(name);
     if !available("node") || !available("npm") {
         assert!(

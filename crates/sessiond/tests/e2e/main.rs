@@ -7,6 +7,7 @@ mod common;
 mod api_description;
 mod binary;
 mod clients;
+mod console;
 mod multi_instance;
 mod proxies;
 mod verifier_conformance;
