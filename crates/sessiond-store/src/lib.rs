@@ -201,6 +201,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: SessionId,
     ) -> StoreResult<Option<(Session, Option<User>)>>;
+    /// The user's ended (revoked) sessions, the latest ended first, at most `limit`.
+    async fn ended_sessions_for_user(&self, user: UserId, limit: u32) -> StoreResult<Vec<Session>>;
     /// The user's live sessions, newest first.
     async fn live_sessions_for_user(
         &self,

@@ -113,6 +113,17 @@ impl Service {
         Ok(high)
     }
 
+    /// The user's latest ended sessions, the latest end first: why they were logged out.
+    /// Sessions that ran out by themselves are here once the sweep has recorded them
+    /// (within a minute); erased users' and purged sessions are gone.
+    pub async fn user_ended_sessions(
+        &self,
+        user: sessiond_core::UserId,
+        limit: u32,
+    ) -> ServiceResult<Vec<sessiond_core::Session>> {
+        Ok(self.store.ended_sessions_for_user(user, limit).await?)
+    }
+
     /// Pings storage and times it.
     pub async fn storage_health(&self) -> StorageHealth {
         let started = Instant::now();

@@ -351,6 +351,26 @@ async fn ending_a_session_in_the_console_is_the_admin_apis_revocation() {
     assert_eq!(refused["revoked_reason"], "admin", "{refused}");
     app.whoami(&access(&other)).await.ok(200);
 
+    // The user's page now says why: the ended session, its reason and initiator.
+    let page = console.get(&format!("/admin/users/{user}")).await;
+    let ended_section = page
+        .text
+        .split("id=\"ended\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("an ended-sessions section: {}", page.text));
+    assert!(
+        ended_section.contains(&format!("/admin/sessions/{session}\"")),
+        "{ended_section}"
+    );
+    assert!(
+        ended_section.contains("<code>admin</code>"),
+        "{ended_section}"
+    );
+    assert!(
+        !ended_section.contains(&format!("/admin/sessions/{}\"", session_id(&other))),
+        "the live session is not among the ended"
+    );
+
     let events = app
         .admin(
             Method::GET,

@@ -206,7 +206,9 @@ pub async fn delete_user_erases_everything_of_the_user(store: &dyn Store) {
     let bob = add_user(store, new_user(Some("bob@example.com"))).await;
     let ann_session = new_session(Some(ann.id), t0(), t0() + days(30));
     let bob_session = new_session(Some(bob.id), t0(), t0() + days(30));
-    add_sessions(store, &[&ann_session, &bob_session]).await;
+    let ann_ended = new_session(Some(ann.id), t0(), t0() + days(30));
+    add_sessions(store, &[&ann_session, &bob_session, &ann_ended]).await;
+    revoke(store, &[ann_ended.id], RevokeReason::Logout, t0() + secs(5)).await;
     let (ann_secret, ann_token) = new_token(ann_session.id, t0());
     let (bob_secret, bob_token) = new_token(bob_session.id, t0());
     let mut tx = store.begin().await.expect("begin");
@@ -238,13 +240,12 @@ pub async fn delete_user_erases_everything_of_the_user(store: &dyn Store) {
     tx.commit().await.expect("commit");
 
     assert_eq!(store.user_by_id(ann.id).await.expect("read"), None);
-    assert!(
-        store
-            .session_with_user(ann_session.id)
-            .await
-            .expect("read")
-            .is_none()
-    );
+    for gone in [ann_session.id, ann_ended.id] {
+        assert!(
+            store.session_with_user(gone).await.expect("read").is_none(),
+            "live and ended sessions both go"
+        );
+    }
     assert!(
         store
             .refresh_token_by_hash(&ann_secret.hash())

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
                 session_data_round_trip,
                 live_sessions_exclude_ended_and_are_ordered,
                 pool_stats_are_bounded,
+                ended_sessions_are_listed_latest_end_first,
                 unrevoked_sessions_ending_range_over_their_column,
                 users_and_live_sessions_are_counted,
                 touch_never_moves_last_active_backwards,

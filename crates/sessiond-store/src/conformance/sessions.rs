@@ -310,6 +310,43 @@ pub async fn unrevoked_sessions_ending_range_over_their_column(store: &dyn Store
     );
 }
 
+/// A user's ended sessions come latest end first, only theirs, only ended ones.
+pub async fn ended_sessions_are_listed_latest_end_first(store: &dyn Store) {
+    let user = add_user(store, new_user(Some("ended@example.com"))).await;
+    let other = add_user(store, new_user(Some("ended.other@example.com"))).await;
+    let u = Some(user.id);
+    let far = t0() + days(30);
+    let first = new_session(u, t0(), far);
+    let second = new_session(u, t0() + secs(1), far);
+    let live = new_session(u, t0() + secs(2), far);
+    let others = new_session(Some(other.id), t0(), far);
+    add_sessions(store, &[&first, &second, &live, &others]).await;
+    // Ended in the other order than created.
+    revoke(store, &[second.id], RevokeReason::Logout, t0() + days(1)).await;
+    revoke(store, &[first.id], RevokeReason::Admin, t0() + days(2)).await;
+    revoke(store, &[others.id], RevokeReason::Admin, t0() + days(3)).await;
+
+    let ended = store
+        .ended_sessions_for_user(user.id, 10)
+        .await
+        .expect("ended sessions");
+    assert_eq!(ids(&ended), vec![first.id, second.id]);
+    assert_eq!(ended[0].revoked_reason, Some(RevokeReason::Admin));
+    assert_eq!(ended[0].revoked_at, Some(t0() + days(2)));
+    let latest = store
+        .ended_sessions_for_user(user.id, 1)
+        .await
+        .expect("limited");
+    assert_eq!(ids(&latest), vec![first.id]);
+    assert!(
+        store
+            .ended_sessions_for_user(UserId::new(), 10)
+            .await
+            .expect("unknown user")
+            .is_empty()
+    );
+}
+
 /// The pools report what they hold: at most their maximum, none at work while idle.
 pub async fn pool_stats_are_bounded(store: &dyn Store) {
     store.ping().await.expect("ping");

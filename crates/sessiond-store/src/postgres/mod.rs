@@ -356,6 +356,27 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn ended_sessions_for_user(&self, user: UserId, limit: u32) -> StoreResult<Vec<Session>> {
+        let sql = format!(
+            "SELECT {} FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NOT NULL \
+             ORDER BY s.revoked_at DESC LIMIT $2",
+            rows::SESSION_COLUMNS
+        );
+        let found = self
+            .lease()
+            .await?
+            .read(async |conn| {
+                sqlx::query(&sql)
+                    .bind(user.as_uuid())
+                    .bind(i64::from(limit))
+                    .fetch_all(conn)
+                    .await
+                    .map_err(db_error)
+            })
+            .await?;
+        found.iter().map(rows::session).collect()
+    }
+
     async fn live_sessions_for_user(
         &self,
         user: UserId,

@@ -297,7 +297,11 @@ impl Tx for PostgresTx {
                 // One statement, so it is one round trip; refresh tokens go with their
                 // sessions (ON DELETE CASCADE).
                 sqlx::query(
-                    "WITH gone_sessions AS (DELETE FROM sessions WHERE user_id = $1), \
+                    // Live and ended sessions apart, each through its partial index.
+                    "WITH gone_live AS (DELETE FROM sessions \
+                        WHERE user_id = $1 AND revoked_at IS NULL), \
+                     gone_ended AS (DELETE FROM sessions \
+                        WHERE user_id = $1 AND revoked_at IS NOT NULL), \
                      gone_identities AS (DELETE FROM identities WHERE user_id = $1), \
                      gone_devices AS (UPDATE events SET data = data - 'device' \
                         WHERE user_id = $1 AND data ? 'device'), \

@@ -287,6 +287,21 @@ impl Store for SqliteStore {
         tx::session_with_user(&self.reader, id).await
     }
 
+    async fn ended_sessions_for_user(&self, user: UserId, limit: u32) -> StoreResult<Vec<Session>> {
+        let sql = format!(
+            "SELECT {} FROM sessions s WHERE s.user_id = ?1 AND s.revoked_at IS NOT NULL \
+             ORDER BY s.revoked_at DESC LIMIT ?2",
+            rows::SESSION_COLUMNS
+        );
+        let found = sqlx::query(&sql)
+            .bind(user.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?;
+        found.iter().map(rows::session).collect()
+    }
+
     async fn live_sessions_for_user(
         &self,
         user: UserId,

@@ -285,7 +285,16 @@ impl Tx for SqliteTx {
     async fn delete_user(&mut self, id: UserId) -> StoreResult<bool> {
         let id = id.to_string();
         // Refresh tokens go with their sessions (ON DELETE CASCADE).
-        self.execute("DELETE FROM sessions WHERE user_id = ?", [&id])?;
+        // Live and ended sessions apart, each through its partial index: one statement
+        // over `user_id` alone would scan every session.
+        self.execute(
+            "DELETE FROM sessions WHERE user_id = ? AND revoked_at IS NULL",
+            [&id],
+        )?;
+        self.execute(
+            "DELETE FROM sessions WHERE user_id = ? AND revoked_at IS NOT NULL",
+            [&id],
+        )?;
         self.execute("DELETE FROM identities WHERE user_id = ?", [&id])?;
         self.execute(
             "UPDATE events SET data = json_remove(data, '$.device') \

@@ -81,6 +81,10 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
         self.store.session_with_user(id).await
     }
 
+    async fn ended_sessions_for_user(&self, user: UserId, limit: u32) -> StoreResult<Vec<Session>> {
+        self.store.ended_sessions_for_user(user, limit).await
+    }
+
     async fn live_sessions_for_user(
         &self,
         user: UserId,

@@ -16,6 +16,8 @@ use crate::service::SessionInfo;
 use crate::service::users::{UserEdit, UserSearch};
 
 const PAGE: u32 = 25;
+/// The ended sessions a user's page shows.
+const ENDED_SHOWN: u32 = 20;
 /// As the admin API's `q`.
 const MAX_QUERY: usize = 256;
 
@@ -188,7 +190,11 @@ pub fn session_state(info: &SessionInfo, now: chrono::DateTime<chrono::Utc>) -> 
 
 /// A session's device in a few words.
 pub fn device(info: &SessionInfo) -> Markup {
-    let d = &info.session.device;
+    device_of(&info.session)
+}
+
+fn device_of(session: &sessiond_core::Session) -> Markup {
+    let d = &session.device;
     html! {
         @if let Some(label) = &d.label { strong { (label) } br; }
         @if let Some(ua) = &d.user_agent { span class="ua" { (ua) } }
@@ -206,6 +212,7 @@ pub async fn show(
     let q: ShowQuery = query(raw_query)?;
     let detail = state.service.user_detail(uid).await?;
     let sessions = state.service.user_sessions(uid).await?;
+    let ended = state.service.user_ended_sessions(uid, ENDED_SHOWN).await?;
     let now = state.service.now();
     let user = &detail.user;
     let base = format!("/admin/users/{}", user.id);
@@ -281,6 +288,37 @@ pub async fn show(
                                     td { (when(info.idle_expires_at.min(s.expires_at))) }
                                     td { (session_state(info, now)) }
                                     td { (action(&format!("/admin/sessions/{}/end", s.id), csrf, "End session", true, Some("End this session now? Its tokens stop working at once."))) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="ended" {
+            h2 id="ended" { "Ended sessions" }
+            @if ended.is_empty() {
+                p class="muted" { "No ended sessions are kept for this user." }
+            } @else {
+                p class="muted" { "The latest " (ended.len()) ", latest end first; kept for the session retention." }
+                div class="table-wrap" {
+                    table class="sessions" {
+                        caption class="visually-hidden" { "Ended sessions, latest end first" }
+                        thead { tr {
+                            th scope="col" { "Device" } th scope="col" { "IP" } th scope="col" { "Method" }
+                            th scope="col" { "Created" } th scope="col" { "Ended" } th scope="col" { "Reason" }
+                            th scope="col" { "Initiator" }
+                        } }
+                        tbody {
+                            @for s in &ended {
+                                tr {
+                                    td { a href=(format!("/admin/sessions/{}", s.id)) aria-label=(format!("Session {}", s.id)) { (device_of(s)) } }
+                                    td { (or_dash(s.device.ip.as_deref())) }
+                                    td { (s.auth_method.as_string()) }
+                                    td { (when(s.created_at)) }
+                                    td { @match s.revoked_at { Some(at) => (when(at)), None => "—" } }
+                                    td { @match s.revoked_reason { Some(r) => code { (r.as_str()) }, None => "—" } }
+                                    td { @match s.revoked_reason { Some(r) => (r.initiator().as_str()), None => "—" } }
                                 }
                             }
                         }
