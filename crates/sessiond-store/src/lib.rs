@@ -227,13 +227,11 @@ pub trait Store: Send + Sync + 'static {
     async fn revocations_after(&self, after: u64, limit: u32) -> StoreResult<Vec<Revocation>>;
     /// Where the revocation feed stands.
     async fn revocation_bounds(&self) -> StoreResult<FeedBounds>;
-    /// The facts numbered up to `through` whose tokens may outlive `now`, oldest first:
-    /// what a verifier starting afresh must know before following the feed from `through`.
-    async fn live_revocations(
-        &self,
-        through: u64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Revocation>>;
+    /// A page of the facts numbered in `(page.after, page.through]` whose tokens may
+    /// outlive `page.now`, oldest first: what a verifier starting afresh must know before
+    /// following the feed from `through`, read a page at a time so that a snapshot of
+    /// many facts is never held whole.
+    async fn live_revocations(&self, page: &LivePage) -> StoreResult<Vec<Revocation>>;
     /// Forgets the facts whose tokens are all dead by `before`, moving the feed's
     /// `purged_through` past them; how many went.
     async fn purge_revocations(&self, before: DateTime<Utc>) -> StoreResult<u64>;
@@ -345,6 +343,15 @@ impl EndingBy {
             placeholder(3)
         )
     }
+}
+
+/// Which page of a revocation snapshot to read (see [`Store::live_revocations`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivePage {
+    pub after: u64,
+    pub through: u64,
+    pub now: DateTime<Utc>,
+    pub limit: u32,
 }
 
 /// One connection pool of a store: how many connections it holds and how many are at work.

@@ -3,12 +3,23 @@
 use chrono::{DateTime, Utc};
 use sessiond_core::revocation::{FeedBounds, Revocation, RevocationFact};
 use sessiond_core::{DomainError, RevokeReason, SessionId, UserId};
-use sessiond_store::Tx;
+use sessiond_store::{LivePage, Tx};
 
 use super::{Service, ServiceResult};
 
 /// The most facts one page answers.
 pub const MAX_PAGE: u32 = 1000;
+
+/// The facts a snapshot reads at a time: a snapshot of many facts is streamed page by
+/// page, never held whole (100 000 facts took ~150 MiB at once).
+pub const SNAPSHOT_PAGE: u32 = 1000;
+
+/// What a snapshot is of: the facts numbered up to `through` that are alive at `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotStart {
+    pub through: u64,
+    pub now: DateTime<Utc>,
+}
 
 /// A page of the feed, and the cursor to continue from.
 pub struct FeedPage {
@@ -92,18 +103,31 @@ impl Service {
         })
     }
 
-    /// The facts whose tokens may still be alive, and the cursor to follow the feed from.
-    pub async fn revocation_snapshot(&self) -> ServiceResult<FeedPage> {
+    /// Where a snapshot starts: the facts it holds are those up to the feed's latest now
+    /// whose tokens outlive this instant; the verifier follows the feed from there.
+    pub async fn revocation_snapshot_start(&self) -> ServiceResult<SnapshotStart> {
         let bounds = self.store.revocation_bounds().await?;
-        let events = self
-            .store
-            .live_revocations(bounds.latest, self.now())
-            .await?;
-        Ok(FeedPage {
-            events,
-            next_cursor: bounds.latest,
-            has_more: false,
+        Ok(SnapshotStart {
+            through: bounds.latest,
+            now: self.now(),
         })
+    }
+
+    /// The snapshot's facts after `after`, at most [`SNAPSHOT_PAGE`]; fewer means the last.
+    pub async fn revocation_snapshot_page(
+        &self,
+        start: &SnapshotStart,
+        after: u64,
+    ) -> ServiceResult<Vec<Revocation>> {
+        Ok(self
+            .store
+            .live_revocations(&LivePage {
+                after,
+                through: start.through,
+                now: start.now,
+                limit: SNAPSHOT_PAGE,
+            })
+            .await?)
     }
 
     /// Where the feed stands, for the stream's checks and the poller.

@@ -32,7 +32,7 @@ use crate::state::fanout::Fanout;
 use crate::state::keys::KeyManager;
 
 pub use check::{Authenticated, Introspection, Validation};
-pub use feed::{FeedPage, MAX_PAGE, check_cursor};
+pub use feed::{FeedPage, MAX_PAGE, SNAPSHOT_PAGE, SnapshotStart, check_cursor};
 pub use grant::TokenGrant;
 
 #[derive(Debug, thiserror::Error)]

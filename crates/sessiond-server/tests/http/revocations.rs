@@ -260,6 +260,34 @@ backend_suite! {
     }
 
     #[tokio::test]
+    async fn a_snapshot_of_many_facts_is_whole_across_its_pages() {
+        let app = spawn_verified().await;
+        let now = app.service().now();
+        let live = |minutes| sessiond_core::revocation::RevocationFact::SessionRevoked {
+            session: sessiond_core::SessionId::new(),
+            reason: sessiond_core::RevokeReason::Admin,
+            max_exp: now + Duration::minutes(minutes),
+        };
+        // 2 500 facts (pages of 1 000), every tenth already dead: 2 250 in the snapshot.
+        let facts: Vec<_> = (0..2500).map(|i| live(if i % 10 == 0 { -1 } else { 30 })).collect();
+        let mut tx = app.store.begin().await.unwrap();
+        tx.record_revocations(&facts, now).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let reply = app
+            .send(Method::GET, "/v1/revocations/snapshot", Some(VERIFIER_KEY), None)
+            .await;
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        let snap = reply.ok(200);
+        let cursors: Vec<u64> = events(&snap).iter().map(|e| cursor(&e["cursor"])).collect();
+        let expected: Vec<u64> = (1..=2500).filter(|n| (n - 1) % 10 != 0).collect();
+        assert_eq!(cursors, expected, "every live fact once, in order, none dead");
+        assert_eq!(snap["next_cursor"], "2500");
+        assert_eq!(snap["has_more"], false);
+        assert_eq!(events(&snap)[0]["type"], "session_revoked");
+    }
+
+    #[tokio::test]
     async fn a_purged_or_unknown_cursor_sends_the_verifier_to_the_snapshot() {
         let app = spawn_verified().await;
         let email = unique_email();

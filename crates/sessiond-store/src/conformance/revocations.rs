@@ -3,6 +3,7 @@
 use sessiond_core::revocation::{FeedBounds, RevocationFact};
 
 use super::*;
+use crate::LivePage;
 
 fn session_fact(max_exp: DateTime<Utc>) -> RevocationFact {
     RevocationFact::SessionRevoked {
@@ -89,17 +90,50 @@ pub async fn live_revocations_are_those_still_alive(store: &dyn Store) {
         session_fact(t0() + secs(100)),
     ];
     record(store, &facts, t0()).await;
+    let page = |after, through, now, limit| LivePage {
+        after,
+        through,
+        now,
+        limit,
+    };
     let live = store
-        .live_revocations(2, t0() + secs(50))
+        .live_revocations(&page(0, 2, t0() + secs(50), 100))
         .await
         .expect("live");
     assert_eq!(live.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
     assert_eq!(live[0].fact, facts[1]);
     let live = store
-        .live_revocations(3, t0() + secs(5))
+        .live_revocations(&page(0, 3, t0() + secs(5), 100))
         .await
         .expect("live");
     assert_eq!(live.len(), 3);
+    // A page at a time, after the last one's number; never past `through`.
+    let seqs = |live: Vec<sessiond_core::revocation::Revocation>| {
+        live.iter().map(|r| r.seq).collect::<Vec<_>>()
+    };
+    let now = t0() + secs(5);
+    let first = store
+        .live_revocations(&page(0, 3, now, 2))
+        .await
+        .expect("page");
+    assert_eq!(seqs(first), [1, 2]);
+    let next = store
+        .live_revocations(&page(2, 3, now, 2))
+        .await
+        .expect("page");
+    assert_eq!(seqs(next), [3]);
+    let capped = store
+        .live_revocations(&page(1, 2, now, 10))
+        .await
+        .expect("page");
+    assert_eq!(seqs(capped), [2]);
+    assert!(
+        store
+            .live_revocations(&page(3, 3, now, 10))
+            .await
+            .expect("page")
+            .is_empty()
+    );
 }
 
 /// A purge forgets dead facts and moves `purged_through` past them; numbers are never

@@ -460,14 +460,10 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn live_revocations(
-        &self,
-        through: u64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Revocation>> {
+    async fn live_revocations(&self, page: &crate::LivePage) -> StoreResult<Vec<Revocation>> {
         self.lease()
             .await?
-            .read(async |conn| revocations::live(conn, through, now).await)
+            .read(async |conn| revocations::live(conn, page).await)
             .await
     }
 

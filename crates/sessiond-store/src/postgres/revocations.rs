@@ -7,8 +7,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::rows::{db_error, ts};
-use crate::StoreResult;
 use crate::revocation_rows::{FactRow, fact, seq, seq_param};
+use crate::{LivePage, StoreResult};
 
 const COLUMNS: &str = "seq, kind, subject, reason, not_before, max_exp, created_at";
 
@@ -76,16 +76,15 @@ pub(super) async fn bounds(conn: &mut PgConnection) -> StoreResult<FeedBounds> {
     })
 }
 
-pub(super) async fn live(
-    conn: &mut PgConnection,
-    through: u64,
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<Revocation>> {
+pub(super) async fn live(conn: &mut PgConnection, page: &LivePage) -> StoreResult<Vec<Revocation>> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM revocations WHERE seq <= $1 AND max_exp > $2 ORDER BY seq"
+        "SELECT {COLUMNS} FROM revocations WHERE seq > $1 AND seq <= $2 AND max_exp > $3 \
+         ORDER BY seq LIMIT $4"
     ))
-    .bind(seq_param(through))
-    .bind(ts(now))
+    .bind(seq_param(page.after))
+    .bind(seq_param(page.through))
+    .bind(ts(page.now))
+    .bind(i64::from(page.limit))
     .fetch_all(conn)
     .await
     .map_err(db_error)?;

@@ -363,12 +363,8 @@ impl Store for SqliteStore {
         revocations::bounds(&self.reader).await
     }
 
-    async fn live_revocations(
-        &self,
-        through: u64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Revocation>> {
-        revocations::live(&self.reader, through, now).await
+    async fn live_revocations(&self, page: &crate::LivePage) -> StoreResult<Vec<Revocation>> {
+        revocations::live(&self.reader, page).await
     }
 
     async fn purge_revocations(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -7,8 +7,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::rows::{db_error, ms, opt_time, time};
 use super::writer::Writer;
-use crate::StoreResult;
 use crate::revocation_rows::{FactRow, fact, seq, seq_param};
+use crate::{LivePage, StoreResult};
 
 const COLUMNS: &str = "seq, kind, subject, reason, not_before, max_exp, created_at";
 
@@ -58,16 +58,15 @@ pub(super) async fn bounds(reader: &SqlitePool) -> StoreResult<FeedBounds> {
     })
 }
 
-pub(super) async fn live(
-    reader: &SqlitePool,
-    through: u64,
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<Revocation>> {
+pub(super) async fn live(reader: &SqlitePool, page: &LivePage) -> StoreResult<Vec<Revocation>> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM revocations WHERE seq <= ? AND max_exp > ? ORDER BY seq"
+        "SELECT {COLUMNS} FROM revocations WHERE seq > ? AND seq <= ? AND max_exp > ? \
+         ORDER BY seq LIMIT ?"
     ))
-    .bind(seq_param(through))
-    .bind(ms(now))
+    .bind(seq_param(page.after))
+    .bind(seq_param(page.through))
+    .bind(ms(page.now))
+    .bind(i64::from(page.limit))
     .fetch_all(reader)
     .await
     .map_err(db_error)?;

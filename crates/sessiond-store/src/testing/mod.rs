@@ -133,10 +133,9 @@ impl<S: Store, G: Send + Sync + 'static> Store for OwnedStore<S, G> {
 
     async fn live_revocations(
         &self,
-        through: u64,
-        now: DateTime<Utc>,
+        page: &crate::LivePage,
     ) -> StoreResult<Vec<sessiond_core::revocation::Revocation>> {
-        self.store.live_revocations(through, now).await
+        self.store.live_revocations(page).await
     }
 
     async fn purge_revocations(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -3,11 +3,14 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
@@ -19,7 +22,9 @@ use crate::AppState;
 use crate::http::extract::{ApiQuery, VerifierKey};
 use crate::http::json::JsonBody;
 use crate::http::problem::{ApiError, Refusal};
-use crate::service::{FeedPage, MAX_PAGE, ServiceError, check_cursor};
+use crate::service::{
+    FeedPage, MAX_PAGE, SNAPSHOT_PAGE, Service, ServiceError, SnapshotStart, check_cursor,
+};
 
 /// How often a stream says "nothing new, and you are up to date" when nothing happens.
 /// Verifiers bound their staleness on it.
@@ -184,8 +189,85 @@ pub async fn list_revocations(
 pub async fn revocation_snapshot(
     State(state): State<AppState>,
     _verifier: VerifierKey,
-) -> Result<JsonBody<RevocationPage>, ApiError> {
-    Ok(JsonBody(state.service.revocation_snapshot().await?.into()))
+) -> Result<Response, ApiError> {
+    // The first page is read before answering, so a storage failure is still a problem
+    // answer; a failure on a later page can only cut the body short (the verifier's JSON
+    // parse fails and it asks again).
+    let start = state.service.revocation_snapshot_start().await?;
+    let first = state.service.revocation_snapshot_page(&start, 0).await?;
+    let snapshot = SnapshotBody {
+        service: state.service.clone(),
+        start,
+        after: 0,
+        first: Some(first),
+        opened: false,
+        emitted: false,
+        finished: false,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(snapshot, SnapshotBody::next));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A snapshot written as a [`RevocationPage`] one page of facts at a time.
+struct SnapshotBody {
+    service: Arc<Service>,
+    start: SnapshotStart,
+    /// The last fact written.
+    after: u64,
+    /// The first page, read before the answer started.
+    first: Option<Vec<Revocation>>,
+    opened: bool,
+    emitted: bool,
+    finished: bool,
+}
+
+impl SnapshotBody {
+    async fn next(mut self) -> Option<(std::io::Result<Bytes>, Self)> {
+        if self.finished {
+            return None;
+        }
+        let facts = match self.first.take() {
+            Some(facts) => facts,
+            None => match self
+                .service
+                .revocation_snapshot_page(&self.start, self.after)
+                .await
+            {
+                Ok(facts) => facts,
+                Err(e) => {
+                    tracing::warn!(error = %e, after = self.after, "revocation snapshot cut short");
+                    self.finished = true;
+                    return Some((Err(std::io::Error::other(e)), self));
+                }
+            },
+        };
+        let last_page = facts.len() < SNAPSHOT_PAGE as usize;
+        let mut chunk = Vec::with_capacity(facts.len() * 200 + 64);
+        if !self.opened {
+            chunk.extend_from_slice(br#"{"events":["#);
+            self.opened = true;
+        }
+        for fact in facts {
+            self.after = fact.seq;
+            if self.emitted {
+                chunk.push(b',');
+            }
+            self.emitted = true;
+            if let Err(e) = serde_json::to_writer(&mut chunk, &RevocationEvent::from(fact)) {
+                self.finished = true;
+                return Some((Err(e.into()), self));
+            }
+        }
+        if last_page {
+            let tail = format!(
+                r#"],"next_cursor":"{}","has_more":false}}"#,
+                self.start.through
+            );
+            chunk.extend_from_slice(tail.as_bytes());
+            self.finished = true;
+        }
+        Some((Ok(Bytes::from(chunk)), self))
+    }
 }
 
 /// The feed as Server-Sent Events: every fact after the cursor (`Last-Event-ID`, else
