@@ -110,6 +110,7 @@ pub struct UserQuery {
     /// A lower-cased prefix of the email or of the name.
     pub prefix: Option<String>,
     pub active: Option<bool>,
+    pub email_verified: Option<bool>,
     /// Only users whose id sorts after this one (the page cursor).
     pub after: Option<UserId>,
     pub limit: u32,

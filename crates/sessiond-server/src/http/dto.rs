@@ -158,6 +158,8 @@ pub struct UserListQuery {
     #[param(max_length = 256)]
     pub q: Option<String>,
     pub active: Option<bool>,
+    /// Only users whose email is (or is not) verified.
+    pub email_verified: Option<bool>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
     /// Users per page, 1 to 200 (default 50).

@@ -19,6 +19,7 @@ pub struct UserSearch {
     /// A prefix of the email or the name, any case.
     pub q: Option<String>,
     pub active: Option<bool>,
+    pub email_verified: Option<bool>,
     pub cursor: Option<UserId>,
     pub limit: u32,
 }
@@ -63,6 +64,7 @@ impl Service {
                 email,
                 prefix,
                 active: search.active,
+                email_verified: search.email_verified,
                 after: search.cursor,
                 limit: limit + 1,
             })

@@ -425,6 +425,35 @@ backend_suite! {
             .ok(200);
         assert_eq!(exact["users"].as_array().unwrap().len(), 1);
         assert_eq!(exact["users"][0]["id"], ids[3].as_str());
+        app.admin(
+            Method::PATCH,
+            &format!("/v1/admin/users/{}", ids[1]),
+            Some(json!({"email_verified": true})),
+        )
+        .await
+        .ok(200);
+        let verified = app
+            .admin(
+                Method::GET,
+                &format!("/v1/admin/users?q={prefix}&email_verified=true"),
+                None,
+            )
+            .await
+            .ok(200);
+        assert_eq!(verified["users"].as_array().unwrap().len(), 1);
+        assert_eq!(verified["users"][0]["id"], ids[1].as_str());
+        let unverified = app
+            .admin(
+                Method::GET,
+                &format!("/v1/admin/users?q={prefix}&email_verified=false"),
+                None,
+            )
+            .await
+            .ok(200);
+        assert_eq!(unverified["users"].as_array().unwrap().len(), 4);
+        app.admin(Method::GET, "/v1/admin/users?email_verified=maybe", None)
+            .await
+            .problem(400, "VALIDATION_ERROR");
         app.admin(Method::GET, "/v1/admin/users?limit=0", None)
             .await
             .problem(422, "VALIDATION_ERROR");

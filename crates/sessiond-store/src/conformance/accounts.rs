@@ -197,6 +197,26 @@ pub async fn users_are_listed_by_id_with_filters(store: &dyn Store) {
         ..all.clone()
     };
     assert_eq!(list(active_daves).await.len(), 2);
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.update_user(
+        made[3].id,
+        &UserChanges {
+            email_verified: Some(true),
+            ..UserChanges::default()
+        },
+        t0(),
+    )
+    .await
+    .expect("verify")
+    .expect("a user");
+    tx.commit().await.expect("commit");
+    let verified = |v: bool| UserQuery {
+        email_verified: Some(v),
+        ..all.clone()
+    };
+    assert_eq!(list(verified(true)).await, vec![made[3].id]);
+    assert_eq!(list(verified(false)).await.len(), made.len() - 1);
 }
 
 /// Erasure takes the user's sessions, refresh tokens, identities and codes with it, and

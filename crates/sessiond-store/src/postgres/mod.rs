@@ -288,6 +288,9 @@ impl Store for PostgresStore {
         if let Some(active) = q.active {
             conditions.push(format!("u.active = {active}"));
         }
+        if let Some(verified) = q.email_verified {
+            conditions.push(format!("u.email_verified = {verified}"));
+        }
         let filter = if conditions.is_empty() {
             String::new()
         } else {

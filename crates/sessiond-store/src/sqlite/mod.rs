@@ -239,6 +239,9 @@ impl Store for SqliteStore {
         if let Some(active) = q.active {
             conditions.push(format!("u.active = {}", i32::from(active)));
         }
+        if let Some(verified) = q.email_verified {
+            conditions.push(format!("u.email_verified = {}", i32::from(verified)));
+        }
         let filter = if conditions.is_empty() {
             String::new()
         } else {

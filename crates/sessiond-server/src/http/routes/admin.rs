@@ -120,6 +120,7 @@ pub async fn list_users(
             email: query.email,
             q: query.q,
             active: query.active,
+            email_verified: query.email_verified,
             cursor: query.cursor.map(UserId::from_uuid),
             limit,
         })

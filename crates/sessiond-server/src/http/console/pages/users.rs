@@ -92,17 +92,12 @@ pub async fn list(
             email,
             q: prefix,
             active,
+            email_verified: verified,
             cursor: cursor.map(UserId::from_uuid),
             limit: PAGE,
         })
         .await?;
-    // The store filters by status; whether the email is verified is filtered here, on
-    // the page (a page may then show fewer rows, and paging still reaches every user).
-    let users: Vec<&User> = page
-        .users
-        .iter()
-        .filter(|u| verified.is_none_or(|v| u.email_verified == v))
-        .collect();
+    let users: Vec<&User> = page.users.iter().collect();
     let keep = |cursor: &str| {
         serde_urlencoded::to_string([
             ("q", text.unwrap_or("")),
