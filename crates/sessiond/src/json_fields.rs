@@ -24,9 +24,12 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        let mut visitor = Visitor::new(&mut writer);
+        // Written whole at the end: the span's text then grows once, not at every field.
+        let mut text = String::with_capacity(160);
+        let mut visitor = Visitor::new(&mut text);
         fields.record(&mut visitor);
-        visitor.finish()
+        visitor.finish()?;
+        writer.write_str(&text)
     }
 
     fn add_fields(
