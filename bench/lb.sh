@@ -142,7 +142,7 @@ done
 # CPU ticks of the instances, nginx's processes, and the machine's other work.
 ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0; done | awk '{ t += $1 } END { print t + 0 }'; }
 nginx_pids() { pgrep -f "nginx: (master|worker)" | tr '\n' ' '; }
-busy() { awk '/^cpu / { print $2 + $3 + $4 }' /proc/stat; }
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; } # user nice system irq softirq
 HZ="$(getconf CLK_TCK)"
 
 TSV="$RESULTS/lb.tsv"
@@ -228,7 +228,7 @@ for s in ("check", "refresh"):
         ratios = [b / a for a, b in zip(one, two)]
         out.append(f"- {names[s]}: two instances ÷ one = " + ", ".join(f"{x:.2f}" for x in ratios)
                    + f" (pairs); median {statistics.median(ratios):.2f}.")
-out.append("- *rest* is everything else on the machine during the run: wrk, PostgreSQL, Redis and any other work.")
+out.append("- Cores: CPU time over the run ÷ its length; *rest* is everything else the machine did (user, system and interrupt time): wrk, PostgreSQL, Redis, the kernel's loopback work and any other process.")
 out.append("")
 out.append("Produced by `bench/lb.sh` (see bench/README.md).")
 open(md, "w").write("\n".join(out) + "\n")
