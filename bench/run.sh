@@ -401,6 +401,8 @@ sessiond_scenarios() {
         "$dir/access.txt" Authorization "Bearer "
     run_wrk main "forward-auth check (GET /v1/auth/check)" "$backend" "$url" header-get.lua \
         "$dir/access.txt" Authorization "Bearer " /v1/auth/check
+    run_wrk main "token validate (POST /v1/token/validate)" "$backend" "$url" validate.lua \
+        "$dir/access.txt"
     run_wrk main "introspection (POST /v1/introspect)" "$backend" "$url" introspect.lua \
         "$dir/access.txt" "$ADMIN_KEY"
     WARM=0 run_wrk main "refresh (POST /v1/token/refresh)" "$backend" "$url" refresh.lua \

@@ -284,13 +284,10 @@ impl App {
             let _ = stop_requested.wait_for(|stop| *stop).await;
             tokio::time::sleep(drain_limit).await;
         };
-        let serve = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = crate::serve::Workers::start(threads, app).map_err(AppError::Serve)?;
         let served = tokio::select! {
-            served = serve => served,
+            served = workers.serve(self.listener, signal) => served,
             () = deadline => {
                 tracing::warn!(timeout = ?drain_limit, "requests still in flight at the shutdown timeout; stopping anyway");
                 Ok(())
@@ -299,6 +296,7 @@ impl App {
         for task in background {
             task.abort();
         }
+        drop(workers);
         tracing::info!("sessiond stopped");
         served.map_err(AppError::Serve)
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod infra;
 pub mod ratelimit;
+pub mod serve;
 pub mod service;
 pub mod state;
 #[cfg(feature = "testing")]

@@ -1,6 +1,7 @@
 //! The `sessiond` binary: parse, build, run. Everything else lives in the library crates.
 
 mod cli;
+mod json_fields;
 mod settings;
 mod telemetry;
 

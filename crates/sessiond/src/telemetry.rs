@@ -15,7 +15,11 @@ pub fn init(format: Option<LogFormat>) {
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .fmt_fields(crate::json_fields::JsonSpanFields)
+            .init(),
         LogFormat::Pretty => builder.init(),
     }
 }

@@ -15,10 +15,8 @@ pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -80,7 +78,18 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-pub fn router(state: AppState) -> Router {
+/// Every route with its layers: a service to serve with `ConnectInfo<SocketAddr>`.
+pub fn router(
+    state: AppState,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let (api_routes, document) = api();
     let facts = openapi::Facts {
         exchange_providers: state.service.exchange_providers(),
@@ -88,7 +97,10 @@ pub fn router(state: AppState) -> Router {
     let document = openapi::complete(document, &facts);
     let max_body = state.max_body_bytes;
     let cors = web::cors::layer(&state.web);
-    let router = api_routes
+    // Per route: only what needs the matched route (the metrics' route label); it also
+    // sets `Cache-Control: no-store` where the answer set no policy of its own (contract:
+    // token responses and session answers are never cached).
+    let routes = api_routes
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document))
         // The admin console: HTML pages, not part of the JSON API (nor of its document).
         .nest("/admin", console::router())
@@ -98,26 +110,21 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Token responses and session answers must never be cached (contract); nothing
-        // the API answers benefits from caching except what sets its own policy.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(request_metrics::RequestMetricsLayer);
-    // CORS answers preflights before routing, so they are counted and logged as well.
-    let router = match cors {
-        Some(cors) => router.layer(cors),
-        None => router,
-    };
-    router
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(request_metrics::RequestMetricsLayer)
+        .with_state(state);
+    // The rest wraps the router once: `Router::layer` boxes a layer into every route, and
+    // a request paid a boxed clone and a boxed future per layer. CORS answers preflights
+    // before routing, so they are logged as well.
+    tower::ServiceBuilder::new()
+        .layer(request_id::RequestIdLayer)
+        .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))
-        .layer(request_id::RequestIdLayer)
-        .with_state(state)
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(DefaultBodyLimit::max(max_body))
+        .option_layer(cors)
+        .service(routes)
 }
 
 /// Every log line written while answering a request names it: its id (as answered in
@@ -129,5 +136,10 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         .get(&request_id::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info_span!("request", request_id = id, method = %req.method(), path = req.uri().path())
+    tracing::info_span!(
+        "request",
+        request_id = id,
+        method = req.method().as_str(),
+        path = req.uri().path()
+    )
 }

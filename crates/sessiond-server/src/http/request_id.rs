@@ -45,8 +45,16 @@ fn acceptable(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// A UUIDv7 from the thread's random generator: `Uuid::now_v7` asks the kernel for its
+/// random bits (a `getrandom` system call per request).
 fn generated() -> HeaderValue {
-    HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random: [u8; 10] = rand::random();
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut text).as_bytes())
         .expect("a UUID is a valid header value")
 }
 
@@ -123,6 +131,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_ids_are_uuid_v7() {
+        let a = generated();
+        let id = uuid::Uuid::parse_str(a.to_str().unwrap()).unwrap();
+        assert_eq!(id.get_version_num(), 7);
+        assert_ne!(a, generated());
+    }
 
     #[test]
     fn plain_short_client_ids_are_kept_and_others_replaced() {

@@ -1,5 +1,7 @@
 //! Request metrics: `sessiond_http_requests_total` by method, route and status, and
-//! `sessiond_http_request_duration_seconds` by method and route.
+//! `sessiond_http_request_duration_seconds` by method and route; and
+//! `Cache-Control: no-store` on every answer that set no policy of its own (one layer
+//! for both: this one sits in every route, where each layer costs a box per request).
 //!
 //! A tower layer rather than `middleware::from_fn`, which clones the router's service and
 //! boxes a future on every request; and the metric handles are kept per thread, because
@@ -15,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 use metrics::{Counter, Histogram};
 use tower::{Layer, Service};
@@ -80,8 +82,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Ok(response) = &result {
+        let mut result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &mut result {
+            if !response.headers().contains_key(header::CACHE_CONTROL) {
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
             let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
             record(
                 this.method,

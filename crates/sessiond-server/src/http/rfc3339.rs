@@ -19,7 +19,7 @@ pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::
 /// `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff|.fffffffff]Z`, with as many fraction digits as chrono's
 /// `SecondsFormat::AutoSi` writes; `None` for years outside 0..=9999 and leap seconds,
 /// which chrono writes differently.
-fn format<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; 32]) -> Option<&'b str> {
+pub(crate) fn format<'b>(at: &DateTime<Utc>, buf: &'b mut [u8; 32]) -> Option<&'b str> {
     let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = at.nanosecond();
     if nanos >= 1_000_000_000 {

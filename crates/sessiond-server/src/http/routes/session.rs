@@ -12,7 +12,7 @@ use crate::http::dto::{
     Except, RevokeSessionsQuery, RevokedCount, SessionList, SessionView, UserView, WhoAmI,
 };
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession};
-use crate::http::json::JsonBody;
+use crate::http::json::WrittenJson;
 use crate::http::problem::ApiError;
 use crate::http::web::answer::{clear_cookies, wants_clearing};
 
@@ -26,9 +26,9 @@ use crate::http::web::answer::{clear_cookies, wants_clearing};
 pub async fn whoami(
     State(state): State<AppState>,
     CurrentSession(auth): CurrentSession,
-) -> JsonBody<WhoAmI> {
+) -> WrittenJson<WhoAmI> {
     let (last_active_at, idle_expires_at) = state.service.activity_of(&auth.session);
-    JsonBody(WhoAmI {
+    WrittenJson(WhoAmI {
         session: SessionView::of(&auth.session, last_active_at, idle_expires_at, None),
         user: auth.user.as_deref().map(UserView::from),
     })
