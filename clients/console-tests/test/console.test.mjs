@@ -219,7 +219,10 @@ describe("admin console in Chromium", { skip: missing }, () => {
     assert.equal(await link.textContent(), aliceEmail);
     await shot("05-users-search");
     await Promise.all([page.waitForNavigation(), link.click()]);
-    assert.equal(await page.locator("table.sessions tbody tr").count(), 2);
+    const liveRows = () => page.locator('section[aria-labelledby="sessions"] table tbody tr').count();
+    const endedRows = () => page.locator('section[aria-labelledby="ended"] table tbody tr').count();
+    assert.equal(await liveRows(), 2);
+    assert.equal(await endedRows(), 0);
     await assertLabelled();
     await shot("06-user");
 
@@ -231,7 +234,11 @@ describe("admin console in Chromium", { skip: missing }, () => {
     assert.equal(refused.body.code, "SESSION_REVOKED");
     assert.equal(refused.body.revoked_reason, "admin");
     assert.equal((await api("GET", "/v1/session", { bearer: phone.access_token })).status, 200);
-    assert.equal(await page.locator("table.sessions tbody tr").count(), 1);
+    assert.equal(await liveRows(), 1);
+    // The ended one is listed with why and by whom.
+    assert.equal(await endedRows(), 1);
+    const ended = await page.locator('section[aria-labelledby="ended"] table tbody tr').textContent();
+    assert.match(ended, /admin/);
 
     await page.goto(`${server.url}/admin/sessions/${sid}`);
     const facts = await page.locator("dl.facts").textContent();
