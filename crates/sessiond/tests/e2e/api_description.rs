@@ -167,7 +167,19 @@ async fn schemathesis_finds_nothing_as_the_admin_or_as_a_user() {
         // The revocation stream is endless by design (Server-Sent Events), which a fuzzer
         // reads as a hang; its answers are tested in the server's revocations suite.
         let endless = ["--exclude-operation-id", "stream_revocations"];
-        run(&bin_path, &server, &work, ADMIN_KEY, &endless);
+        // `use_after_free` takes `DELETE /v1/admin/users/{id}/sessions` (end every session
+        // of the user) for deleting a resource, and calls the answer to the `GET` of the
+        // same path (the live sessions: now none, 200) a deleted resource still there.
+        // That path is a collection, emptied, not deleted; erasure's 404 afterwards is
+        // tested in the server's suite (`admins_find_edit_and_erase_users`).
+        let collections = ["--exclude-checks", "use_after_free"];
+        run(
+            &bin_path,
+            &server,
+            &work,
+            ADMIN_KEY,
+            &[endless[0], endless[1], collections[0], collections[1]],
+        );
         // As a user, first without the operations that end the calling session, so the
         // rest is tested with a live one; then everything, with another user.
         let ending = ["--exclude-operation-id", "logout"];
